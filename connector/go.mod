@@ -1,0 +1,3 @@
+module optio.dev/connector
+
+go 1.24.0

@@ -1,0 +1,3 @@
+module optio.dev/e2e
+
+go 1.24.0

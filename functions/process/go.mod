@@ -1,0 +1,3 @@
+module optio.dev/functions/process
+
+go 1.24.0

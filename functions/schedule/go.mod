@@ -1,0 +1,3 @@
+module optio.dev/functions/schedule
+
+go 1.24.0

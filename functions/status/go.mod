@@ -1,0 +1,3 @@
+module optio.dev/functions/status
+
+go 1.24.0

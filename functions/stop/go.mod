@@ -1,0 +1,3 @@
+module optio.dev/functions/stop
+
+go 1.24.0

@@ -1,0 +1,3 @@
+module optio.dev/local
+
+go 1.24.0

@@ -1,0 +1,3 @@
+module optio.dev/web
+
+go 1.24.0
