@@ -1,0 +1,190 @@
+// Package function is the process function: it does one job. The connector
+// invokes it for every message of the jobs queue and acknowledges the
+// message only when it answers 2xx, so every answer here says whether the
+// message is finished with (2xx) or must come again (anything else).
+package function
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	handler "github.com/openfaas/templates-sdk/go-http"
+
+	"optio.dev/optio/api"
+	"optio.dev/optio/config"
+	"optio.dev/optio/index"
+	"optio.dev/optio/queue"
+	"optio.dev/optio/run"
+)
+
+// Config is the process function's own configuration.
+type Config struct {
+	config.Config
+	// WorkTime is how long the simulated work of a job takes
+	// (OPTIO_WORK_MS, milliseconds). Default 5.
+	WorkTime time.Duration
+	// FailRate is the probability that the simulated work of a job fails
+	// (OPTIO_FAIL_RATE, 0 to 1). Default 0.
+	FailRate float64
+}
+
+func readConfig(env config.Getenv) (Config, error) {
+	shared, err := config.Read(env)
+	if err != nil {
+		return Config{}, err
+	}
+	c := Config{Config: shared}
+	ms, err := config.Float(env, "OPTIO_WORK_MS", 5)
+	if err != nil {
+		return c, err
+	}
+	if ms < 0 || ms > 60_000 {
+		return c, fmt.Errorf("OPTIO_WORK_MS=%v must be between 0 and 60000", ms)
+	}
+	c.WorkTime = time.Duration(ms * float64(time.Millisecond))
+	if c.FailRate, err = config.Float(env, "OPTIO_FAIL_RATE", 0); err != nil {
+		return c, err
+	}
+	if c.FailRate < 0 || c.FailRate > 1 {
+		return c, fmt.Errorf("OPTIO_FAIL_RATE=%v must be between 0 and 1", c.FailRate)
+	}
+	return c, nil
+}
+
+type deps struct {
+	cfg   Config
+	store *run.Store
+	index *index.Index
+	log   *slog.Logger
+
+	mu       sync.Mutex
+	hasIndex bool
+}
+
+var setup = sync.OnceValues(func() (*deps, error) {
+	cfg, err := readConfig(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	store, err := run.Open(cfg.Config)
+	if err != nil {
+		return nil, err
+	}
+	ix, err := index.New(index.Config{URL: cfg.ESURL, Username: cfg.ESUsername, Password: cfg.ESPassword, Index: cfg.Index})
+	if err != nil {
+		return nil, err
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("function", "process")
+	return &deps{cfg: cfg, store: store, index: ix, log: log}, nil
+})
+
+// outcome is what Handle answers for a job that is finished with.
+type outcome struct {
+	RunID   string `json:"runId"`
+	JobID   int64  `json:"jobId"`
+	Result  string `json:"result"`
+	Counted bool   `json:"counted"`
+}
+
+// Handle does one job.
+func Handle(req handler.Request) (handler.Response, error) {
+	if resp, ok := api.Method(req, http.MethodPost); !ok {
+		return resp, nil
+	}
+	d, err := setup()
+	if err != nil {
+		return api.Fail(http.StatusInternalServerError, "configuration: "+err.Error()), nil
+	}
+	job, err := queue.DecodeJob(req.Body)
+	if err != nil {
+		return api.Fail(http.StatusBadRequest, err.Error()), nil
+	}
+	// x-delivery-count, passed on by the connector: 0 on the first delivery.
+	deliveries, _ := strconv.Atoi(req.Header.Get("X-Delivery-Count"))
+	lastAttempt := deliveries >= d.cfg.DeliveryLimit
+	ctx := api.Context(req)
+
+	state, done, err := d.store.Begin(ctx, job.RunID, job.JobID)
+	switch {
+	case errors.Is(err, run.ErrUnknownRun):
+		// Never a silent fresh start: the message goes back and, if Redis
+		// really lost the run, on to the dead-letter queue.
+		return api.Fail(http.StatusConflict, fmt.Sprintf("run %s is unknown to Redis (was its data lost?)", job.RunID)), nil
+	case err != nil:
+		return api.Fail(http.StatusServiceUnavailable, err.Error()), nil
+	case done:
+		return api.JSON(http.StatusOK, outcome{job.RunID, job.JobID, "duplicate", false}), nil
+	case state != run.Running:
+		counted, err := d.store.Account(ctx, job.RunID, job.JobID, run.Cancelled)
+		if err != nil {
+			return api.Fail(http.StatusServiceUnavailable, err.Error()), nil
+		}
+		return api.JSON(http.StatusOK, outcome{job.RunID, job.JobID, "cancelled", counted}), nil
+	}
+
+	start := time.Now()
+	if err := d.work(); err != nil {
+		return d.fail(req, job, lastAttempt, http.StatusInternalServerError, err), nil
+	}
+	if err := d.ensureIndex(req); err != nil {
+		return d.fail(req, job, lastAttempt, http.StatusServiceUnavailable, err), nil
+	}
+	_, err = d.index.Put(ctx, index.Doc{
+		RunID: job.RunID, JobID: job.JobID, ProcessedAt: time.Now().UTC(), ReleasedAt: job.ReleasedAt,
+		Attempt: deliveries + 1, DurationMs: float64(time.Since(start).Microseconds()) / 1000,
+	})
+	if err != nil {
+		return d.fail(req, job, lastAttempt, http.StatusServiceUnavailable, fmt.Errorf("write document: %w", err)), nil
+	}
+	counted, err := d.store.Account(ctx, job.RunID, job.JobID, run.Processed)
+	if err != nil {
+		// The document is written; the retry finds it and counts the job then.
+		return api.Fail(http.StatusServiceUnavailable, err.Error()), nil
+	}
+	return api.JSON(http.StatusOK, outcome{job.RunID, job.JobID, "processed", counted}), nil
+}
+
+// work simulates a job: it takes WorkTime and fails with FailRate.
+func (d *deps) work() error {
+	time.Sleep(d.cfg.WorkTime)
+	if d.cfg.FailRate > 0 && rand.Float64() < d.cfg.FailRate {
+		return errors.New("simulated job failure (OPTIO_FAIL_RATE)")
+	}
+	return nil
+}
+
+func (d *deps) ensureIndex(req handler.Request) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.hasIndex {
+		return nil
+	}
+	if err := d.index.EnsureIndex(api.Context(req)); err != nil {
+		return fmt.Errorf("create index: %w", err)
+	}
+	d.hasIndex = true
+	return nil
+}
+
+// fail answers a failed attempt. On the last delivery RabbitMQ allows, the
+// job is counted as failed before the answer sends it to the dead-letter
+// queue, so that the run still completes and the failure shows.
+func (d *deps) fail(req handler.Request, job queue.Job, lastAttempt bool, status int, cause error) handler.Response {
+	if lastAttempt {
+		counted, err := d.store.Account(api.Context(req), job.RunID, job.JobID, run.Failed)
+		if err != nil {
+			return api.Fail(http.StatusServiceUnavailable, err.Error())
+		}
+		if counted {
+			d.log.Warn("job failed for good; it goes to the dead-letter queue", "run_id", job.RunID, "job_id", job.JobID, "err", cause)
+		}
+	}
+	return api.Fail(status, fmt.Sprintf("job %d of run %s: %v", job.JobID, job.RunID, cause))
+}
