@@ -41,6 +41,8 @@ type Config struct {
 	// Batch is how long a tick publishes before it commits (counts the
 	// releases in Redis, renews the lease, looks for a stop). Default 50ms.
 	Batch time.Duration
+	// Period is how often cron starts a tick. Default 1m ("* * * * *").
+	Period time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -54,6 +56,7 @@ func (c Config) withDefaults() Config {
 	def(&c.Grace, 10*time.Second)
 	def(&c.MinRun, 30*time.Second)
 	def(&c.Batch, 50*time.Millisecond)
+	def(&c.Period, time.Minute)
 	return c
 }
 
@@ -116,7 +119,7 @@ func Tick(ctx context.Context, store *run.Store, pub Publisher, cfg Config, log 
 
 	// The tick ends at the first minute boundary at least MinRun away, when
 	// the next cron tick is due; with no successor by Grace after it, it ends anyway.
-	boundary := start.Add(cfg.MinRun).Truncate(time.Minute).Add(time.Minute)
+	boundary := start.Add(cfg.MinRun).Truncate(cfg.Period).Add(cfg.Period)
 	deadline := boundary.Add(cfg.Grace)
 	interval := time.Duration(float64(time.Minute) / float64(lease.Y))
 	last := lease.Last
