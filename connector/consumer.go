@@ -219,9 +219,14 @@ func (c *Consumer) drain(ch *amqp.Channel, tag string, deliveries <-chan amqp.De
 	if cerr := ch.Cancel(tag, false); cerr != nil {
 		err = fmt.Errorf("cancel consumer %s: %w", tag, cerr)
 	}
+	c.consuming.Store(false)
+	requeued := 0
 	for d := range deliveries { // closed by Cancel or by the channel closing
 		c.requeue(d)
+		requeued++
 	}
+	c.log.Info("stopped consuming; finishing in-flight invocations",
+		"requeued_unstarted", requeued, "timeout", c.cfg.ShutdownTimeout)
 	inflight.Wait()
 	return err
 }
