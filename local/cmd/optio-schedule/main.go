@@ -1,0 +1,23 @@
+// Command optio-schedule serves the schedule function locally, as the golang-http
+// template and of-watchdog serve it in a container.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	function "optio.dev/functions/schedule"
+	"optio.dev/local/watchdog"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := watchdog.Serve(ctx, function.Handle); err != nil {
+		slog.Error("optio-schedule stopped", "error", err)
+		os.Exit(1)
+	}
+}
