@@ -64,8 +64,8 @@ type delivery struct {
 // Run consumes until ctx ends, reconnecting with a capped, jittered backoff
 // whenever RabbitMQ goes away. When ctx ends it cancels the consumer,
 // requeues the messages no worker has started, lets in-flight invocations
-// finish and acks or nacks them; invocations still running
-// Config.ShutdownTimeout after ctx ended are cancelled and requeued.
+// finish and acks or nacks them; invocations still running when the grace
+// period (see grace) is over are cancelled and requeued.
 func (c *Consumer) Run(ctx context.Context) error {
 	invokeCtx, abort := context.WithCancel(context.WithoutCancel(ctx))
 	defer abort()
@@ -77,7 +77,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			return
 		case <-ctx.Done():
 		}
-		t := time.NewTimer(c.cfg.ShutdownTimeout)
+		t := time.NewTimer(grace(c.cfg.ShutdownTimeout))
 		defer t.Stop()
 		select {
 		case <-returned:
@@ -362,6 +362,13 @@ func (c *Consumer) requeue(d amqp.Delivery) {
 		return
 	}
 	c.metrics.Requeued.Inc()
+}
+
+// grace is how long in-flight work may run after shutdown begins: the
+// shutdown timeout less a tenth (at most 2s), kept for requeueing and
+// closing, so that the process is gone within the timeout.
+func grace(timeout time.Duration) time.Duration {
+	return timeout - min(timeout/10, 2*time.Second)
 }
 
 // retryDelay is base doubled for each earlier delivery, capped at 30*base.

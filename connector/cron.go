@@ -43,8 +43,8 @@ type cronEntry struct {
 	id       cron.EntryID // 0 when the schedule does not parse
 }
 
-// Run schedules until ctx ends, then waits up to Config.ShutdownTimeout
-// for running invocations before cancelling them.
+// Run schedules until ctx ends, then lets running invocations finish for
+// the shutdown grace period (see grace) before cancelling them.
 func (c *Cron) Run(ctx context.Context) error {
 	fireCtx, abort := context.WithCancel(context.WithoutCancel(ctx))
 	defer abort()
@@ -57,7 +57,7 @@ func (c *Cron) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			stopped := sched.Stop()
-			t := time.NewTimer(c.cfg.ShutdownTimeout)
+			t := time.NewTimer(grace(c.cfg.ShutdownTimeout))
 			defer t.Stop()
 			select {
 			case <-stopped.Done():

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -44,6 +45,14 @@ func run() int {
 	defer stop()
 	logger.Info("starting", "queue", cfg.Shared.Queue, "gateway", cfg.Shared.GatewayURL,
 		"prefetch", cfg.Prefetch, "cron", cfg.Cron, "health", cfg.HealthAddr)
+	// Run keeps its own shutdown within the timeout; this only guards
+	// against a part that does not return.
+	context.AfterFunc(ctx, func() {
+		time.AfterFunc(cfg.ShutdownTimeout, func() {
+			logger.Error("shutdown did not finish within the timeout; exiting", "timeout", cfg.ShutdownTimeout)
+			os.Exit(1)
+		})
+	})
 	if err := New(cfg, logger).Run(ctx); err != nil {
 		logger.Error("connector failed", "err", err)
 		return 1

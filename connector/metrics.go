@@ -114,7 +114,7 @@ func (h *Health) Handler() http.Handler {
 		}{Consuming: h.Consumer.Consuming()}
 		snap, _ := h.Topics.Watch()
 		body.Topics, body.TopicsAt = len(snap.Lookup), snap.At
-		body.Subscribers = snap.Lookup[h.Consumer.cfg.Topic()]
+		body.Subscribers = append([]string{}, snap.Lookup[h.Consumer.cfg.Topic()]...)
 		w.Header().Set("Content-Type", "application/json")
 		if !body.Consuming {
 			w.WriteHeader(http.StatusServiceUnavailable)

@@ -93,8 +93,9 @@ func (t *Topics) Run(ctx context.Context) error {
 	}
 }
 
-// Refresh rebuilds the map once. On failure it keeps the last good map and
-// warns (once when the gateway goes away, then at most once a minute).
+// Refresh rebuilds the map once. On failure (gateway unreachable, provider
+// down, credentials refused) it keeps the last good map and warns: once
+// when refreshes start failing, then at most once a minute.
 func (t *Topics) Refresh(ctx context.Context) {
 	lookup, err := t.builder.Build()
 	if err != nil {
@@ -110,7 +111,7 @@ func (t *Topics) Refresh(ctx context.Context) {
 	if err != nil {
 		t.metrics.Refreshes.WithLabelValues("error").Inc()
 		if !t.failing || now.Sub(t.warned) >= time.Minute {
-			t.log.Warn("gateway unreachable; keeping the last topic map",
+			t.log.Warn("topic map refresh failed; keeping the last topic map",
 				"err", err, "topics", len(t.snap.Lookup), "last_refresh", t.snap.At)
 			t.warned = now
 		}
@@ -119,7 +120,7 @@ func (t *Topics) Refresh(ctx context.Context) {
 	}
 	t.metrics.Refreshes.WithLabelValues("ok").Inc()
 	if t.failing {
-		t.log.Info("gateway reachable again; topic map refreshed")
+		t.log.Info("topic map refreshed again")
 		t.failing = false
 	}
 	for _, fns := range lookup {
