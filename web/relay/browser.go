@@ -1,0 +1,117 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// serveBrowser feeds one browser until it leaves, is too slow, stops
+// answering pings, or the relay shuts down (base ends). It sends the
+// latest state at once, then each newer one, never more often than
+// SendInterval; states that arrive in between are coalesced (the newest
+// is sent, the others counted as dropped). It returns the reason the
+// connection ended.
+func (s *Server) serveBrowser(base context.Context, conn *websocket.Conn) string {
+	conn.SetReadLimit(MaxReadBytes)
+	// The dashboard never sends; CloseRead answers pings and close frames
+	// and ends ctx when the connection goes away. Its context is not base:
+	// ending it would drop the connection before the close frame that
+	// tells the page the relay is going away.
+	ctx := conn.CloseRead(context.Background())
+
+	pingFailed := make(chan struct{})
+	pingDone := make(chan struct{})
+	go func() {
+		defer close(pingDone)
+		s.pinger(ctx, conn, pingFailed)
+	}()
+	defer func() { <-pingDone }()
+
+	var sent uint64
+	var last time.Time
+	for {
+		seq, msg, changed := s.hub.Latest()
+		if seq > sent {
+			if wait := s.cfg.SendInterval - s.cfg.Now().Sub(last); !last.IsZero() && wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return s.endReason(base, conn, pingFailed)
+				case <-base.Done():
+					t.Stop()
+					return s.endReason(base, conn, pingFailed)
+				case <-t.C:
+				}
+				// Newer states may have come while waiting: send the newest.
+				seq, msg, _ = s.hub.Latest()
+			}
+			wctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+			err := conn.Write(wctx, websocket.MessageText, msg)
+			cancel()
+			if err != nil {
+				if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+					conn.CloseNow()
+					return reasonSlow
+				}
+				return s.endReason(base, conn, pingFailed)
+			}
+			s.metrics.sent.Inc()
+			if sent > 0 && seq-sent > 1 {
+				s.metrics.dropped.Add(float64(seq - sent - 1))
+			}
+			sent, last = seq, s.cfg.Now()
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return s.endReason(base, conn, pingFailed)
+		case <-base.Done():
+			return s.endReason(base, conn, pingFailed)
+		case <-changed:
+		}
+	}
+}
+
+// endReason closes conn as fits why the loop ended.
+func (s *Server) endReason(base context.Context, conn *websocket.Conn, pingFailed <-chan struct{}) string {
+	select {
+	case <-pingFailed:
+		return reasonPing
+	default:
+	}
+	if base.Err() != nil {
+		// Shutting down: say so, so the page reconnects to the next relay.
+		conn.Close(websocket.StatusGoingAway, "relay shutting down")
+		return reasonShutdown
+	}
+	conn.CloseNow()
+	return reasonClosed
+}
+
+// pinger pings conn every PingInterval and closes it when a pong does not
+// come within PingTimeout.
+func (s *Server) pinger(ctx context.Context, conn *websocket.Conn, failed chan<- struct{}) {
+	t := time.NewTicker(s.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, s.cfg.PingTimeout)
+		err := conn.Ping(pctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				close(failed)
+				conn.CloseNow()
+			}
+			return
+		}
+	}
+}
