@@ -254,6 +254,10 @@ func TestPrefetchBoundsConcurrency(t *testing.T) {
 		t.Errorf("at most %d invocations were in flight at once, want at most the prefetch %d", got, prefetch)
 	}
 	t.Logf("peak concurrency %d of prefetch %d", gw.maxInflight.Load(), prefetch)
+	// keep-alive: connections are reused, not opened per message
+	if n := gw.conns.Load(); n > prefetch+2 { // + the topic refresh's
+		t.Errorf("%d connections to the gateway for %d messages, want at most %d", n, messages, prefetch+2)
+	}
 }
 
 func TestReconnectAfterBrokerClosesConnection(t *testing.T) {
@@ -336,4 +340,22 @@ func TestGracefulShutdown(t *testing.T) {
 			return ready == 5
 		})
 	})
+}
+
+// BenchmarkThroughput measures messages acked per second through a fake
+// gateway that answers at once: the connector's own overhead.
+func BenchmarkThroughput(b *testing.B) {
+	gw := newFakeGateway(b)
+	h := newHarness(b, gw, map[string]string{"CONNECTOR_PREFETCH": "64", "OPTIO_DELIVERY_LIMIT": "5"})
+	gw.set(subscriber("process", h.cfg.Topic(), nil))
+	h.start()
+	eventually(b, "the topic map has the subscriber", func() bool {
+		snap, _ := h.c.Topics.Watch()
+		return len(snap.Lookup[h.cfg.Topic()]) == 1
+	})
+	b.ResetTimer()
+	h.publish(b.N)
+	eventually(b, "every message is acked", func() bool { return testutil.ToFloat64(h.c.Metrics.Acked) == float64(b.N) })
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	b.ReportMetric(float64(gw.conns.Load()), "conns")
 }

@@ -19,7 +19,7 @@ import (
 // POST /function/NAME, records the invocations and can go down and come
 // back on the same address. The real gateway is covered by the e2e suite.
 type fakeGateway struct {
-	t    *testing.T
+	t    testing.TB
 	addr string
 
 	// user and password, when set, are required on /system.
@@ -36,6 +36,7 @@ type fakeGateway struct {
 	served    chan struct{}
 
 	inflight, maxInflight atomic.Int64
+	conns                 atomic.Int64 // TCP connections accepted
 }
 
 // fakeFunction is one deployed function of the fake gateway.
@@ -53,7 +54,7 @@ type fakeCall struct {
 	Body     string
 }
 
-func newFakeGateway(t *testing.T, fns ...fakeFunction) *fakeGateway {
+func newFakeGateway(t testing.TB, fns ...fakeFunction) *fakeGateway {
 	t.Helper()
 	g := &fakeGateway{t: t, functions: map[string]fakeFunction{}}
 	g.set(fns...)
@@ -70,7 +71,11 @@ func newFakeGateway(t *testing.T, fns ...fakeFunction) *fakeGateway {
 func (g *fakeGateway) URL() string { return "http://" + g.addr }
 
 func (g *fakeGateway) serve(ln net.Listener) {
-	srv := &http.Server{Handler: g}
+	srv := &http.Server{Handler: g, ConnState: func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			g.conns.Add(1)
+		}
+	}}
 	done := make(chan struct{})
 	g.mu.Lock()
 	g.srv, g.served = srv, done

@@ -44,7 +44,7 @@ func amqpURL() string {
 // harness is one connector against the real RabbitMQ, on queues of its
 // own, and a fake gateway.
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	gw   *fakeGateway
 	cfg  Config
 	top  queue.Topology
@@ -56,7 +56,7 @@ type harness struct {
 
 // newHarness builds a connector whose environment is the test defaults
 // overridden by env; start runs it.
-func newHarness(t *testing.T, gw *fakeGateway, env map[string]string) *harness {
+func newHarness(t testing.TB, gw *fakeGateway, env map[string]string) *harness {
 	t.Helper()
 	vars := map[string]string{
 		"AMQP_URL":                   amqpURL(),
@@ -164,7 +164,7 @@ func (h *harness) dead() (amqp.Delivery, bool) {
 
 // eventually polls cond until it holds, failing the test after a generous
 // deadline (not a timing assertion: it only bounds a hung test).
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
