@@ -1,0 +1,41 @@
+// Command optio-up runs the whole product on this machine in the foreground
+// (`make up`): Redis and RabbitMQ, the esstore or ES_URL, Prometheus, the
+// local provider, the OpenFaaS gateway with the functions of stack.yml, the
+// connector and the relay. Ctrl-C stops all of it.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"optio.dev/local/supervisor"
+)
+
+func main() {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	cfg, err := supervisor.ReadConfig(os.Environ())
+	if err != nil {
+		log.Error("reading config", "error", err)
+		os.Exit(2)
+	}
+	cfg.Logger = log
+	cfg.Output = os.Stderr
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	st, err := supervisor.Start(ctx, cfg)
+	if err != nil {
+		log.Error("optio-up could not start the stack", "error", err)
+		os.Exit(1)
+	}
+	fmt.Printf("\nOptio is up.\n  dashboard: %s\n  gateway:   %s\n  logs:      %s/logs\nCtrl-C stops everything.\n\n",
+		supervisor.DashboardURL, st.GatewayURL(), cfg.StateDir)
+	<-ctx.Done()
+	stop() // a second Ctrl-C ends optio-up at once; its children get SIGTERM
+	fmt.Println("\nstopping…")
+	st.Stop()
+}
