@@ -290,5 +290,4 @@ func waitGone(t *testing.T, pids ...int) {
 	})
 }
 
-
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

@@ -324,7 +324,10 @@ func (rt *Runtime) Delete(name string) error {
 	return nil
 }
 
+// get finds a function by name; "NAME.openfaas-fn", the form the gateway and
+// connector-sdk use with a namespace, names the same function.
 func (rt *Runtime) get(name string) (*function, error) {
+	name = strings.TrimSuffix(name, "."+Namespace)
 	rt.mu.RLock()
 	f, ok := rt.functions[name]
 	rt.mu.RUnlock()

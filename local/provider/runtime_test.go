@@ -34,6 +34,12 @@ func TestDeployListScaleDelete(t *testing.T) {
 	if code, a := h.call("crud", "secret=api-key"); code != http.StatusOK || a.Secret != "s3cret" {
 		t.Fatalf("secret: %d %+v", code, a)
 	}
+	if code, _ := h.call("crud."+Namespace, ""); code != http.StatusOK {
+		t.Fatalf("call with the namespace suffix: %d", code)
+	}
+	if code, _ := h.call("crud.other", ""); code != http.StatusNotFound {
+		t.Fatalf("call in another namespace: want 404, got %d", code)
+	}
 
 	code, body := h.do(http.MethodGet, "/system/functions", nil)
 	if code != http.StatusOK {

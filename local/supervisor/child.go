@@ -41,9 +41,9 @@ type child struct {
 	mu          sync.Mutex // guards cmd, exited, supervising and closing stopped
 	supervising bool
 	cmd         *exec.Cmd
-	exited  chan struct{} // of the current process
-	stopped chan struct{} // closed by stop
-	done    chan struct{} // closed when supervision has ended
+	exited      chan struct{} // of the current process
+	stopped     chan struct{} // closed by stop
+	done        chan struct{} // closed when supervision has ended
 }
 
 func newChild(spec childSpec, logDir string, out io.Writer, log *slog.Logger) *child {
