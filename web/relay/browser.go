@@ -16,11 +16,9 @@ import (
 // connection ended.
 func (s *Server) serveBrowser(base context.Context, conn *websocket.Conn) string {
 	conn.SetReadLimit(MaxReadBytes)
-	// The dashboard never sends; CloseRead answers pings and close frames
-	// and ends ctx when the connection goes away. Its context is not base:
-	// ending it would drop the connection before the close frame that
-	// tells the page the relay is going away.
-	ctx := conn.CloseRead(context.Background())
+	ctx, readDone := s.readNothing(conn)
+	// Every way out below closes conn, which ends the reader.
+	defer func() { <-readDone }()
 
 	pingFailed := make(chan struct{})
 	pingDone := make(chan struct{})
@@ -114,4 +112,23 @@ func (s *Server) pinger(ctx context.Context, conn *websocket.Conn, failed chan<-
 			return
 		}
 	}
+}
+
+// readNothing reads conn so that pings, pongs and close frames are
+// handled, and closes it if the browser sends a message: the dashboard
+// sends none. The context it returns ends when the connection does, and
+// done is closed when the reader has returned. (The
+// library's own CloseRead does this too, but its close of a misbehaving
+// connection waits 15 s on itself.)
+func (s *Server) readNothing(conn *websocket.Conn) (context.Context, <-chan struct{}) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer cancel()
+		if _, _, err := conn.Reader(ctx); err == nil {
+			conn.Close(websocket.StatusPolicyViolation, "the live view accepts no messages")
+		}
+	}()
+	return ctx, done
 }
