@@ -142,8 +142,8 @@ func (c *Config) validate() error {
 		}
 	}
 	checks := []struct {
-		key     string
-		v, lo   time.Duration
+		key   string
+		v, lo time.Duration
 	}{
 		{"RELAY_SEND_INTERVAL", c.SendInterval, time.Millisecond},
 		{"RELAY_WRITE_TIMEOUT", c.WriteTimeout, 10 * time.Millisecond},

@@ -10,16 +10,16 @@ import (
 // metrics are the relay's Prometheus metrics, on a registry of its own so
 // that several relays (in tests) never collide.
 type metrics struct {
-	reg          *prometheus.Registry
-	browsers     prometheus.Gauge
-	connects     prometheus.Counter
-	disconnects  *prometheus.CounterVec
-	rejected     *prometheus.CounterVec
-	sent         prometheus.Counter
-	dropped      prometheus.Counter
-	events       prometheus.Counter
-	badEvents    prometheus.Counter
-	proxyErrors  prometheus.Counter
+	reg         *prometheus.Registry
+	browsers    prometheus.Gauge
+	connects    prometheus.Counter
+	disconnects *prometheus.CounterVec
+	rejected    *prometheus.CounterVec
+	sent        prometheus.Counter
+	dropped     prometheus.Counter
+	events      prometheus.Counter
+	badEvents   prometheus.Counter
+	proxyErrors prometheus.Counter
 }
 
 // Reasons a browser is disconnected, the label of optio_relay_disconnects_total.

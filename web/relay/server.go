@@ -45,11 +45,11 @@ type Server struct {
 	handler http.Handler
 
 	// browsers ends when the relay shuts down; every browser loop watches it.
-	browsers       context.Context
-	closeBrowsers  context.CancelFunc
-	wg             sync.WaitGroup
-	mu             sync.Mutex
-	connected      int
+	browsers      context.Context
+	closeBrowsers context.CancelFunc
+	wg            sync.WaitGroup
+	mu            sync.Mutex
+	connected     int
 }
 
 // New builds a relay from cfg, serving the dashboard files in files. It
@@ -297,4 +297,3 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }
-

@@ -179,7 +179,7 @@ func eta(r run.Run, measured *float64) *float64 {
 	}
 	sec := float64(max(r.XTotal-r.Enqueued, 0)) / float64(r.YPerMinute) * 60
 	if measured != nil && *measured > 0 {
-		sec = max(sec, float64(r.Remaining) / *measured*60)
+		sec = max(sec, float64(r.Remaining) / *measured * 60)
 	}
 	return &sec
 }
