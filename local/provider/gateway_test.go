@@ -85,6 +85,11 @@ scrape_configs:
 		return nil
 	})
 
+	// connector-sdk calls functions as NAME.NAMESPACE.
+	if code, body := doJSON(t, gw, http.MethodGet, "/function/viagw."+Namespace, nil); code != http.StatusOK {
+		t.Fatalf("invoke with namespace: %d %s", code, body)
+	}
+
 	code, body := doJSON(t, gw, http.MethodGet, "/system/functions", nil)
 	var list []types.FunctionStatus
 	if code != http.StatusOK || json.Unmarshal([]byte(body), &list) != nil || len(list) != 1 ||
