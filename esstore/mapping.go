@@ -204,7 +204,13 @@ func (c *docCheck) object(obj map[string]any, props map[string]*Field, path, dyn
 	for _, k := range keys {
 		v := obj[k]
 		if k == "" {
-			return errDocParse(fmt.Sprintf("[1:2] failed to parse: field name cannot be an empty string"), nil)
+			return errDocParse("[1:2] failed to parse: field name cannot be an empty string", nil)
+		}
+		if strings.HasPrefix(k, ".") || strings.HasSuffix(k, ".") || strings.Contains(k, "..") {
+			return errDocParse(fmt.Sprintf("[1:2] field name starting or ending with a [.] makes object resolution ambiguous: [%s]", k), nil)
+		}
+		if strings.TrimSpace(k) == "" {
+			return errDocParse("[1:2] failed to parse: field name cannot contain only whitespace: ['"+k+"']", nil)
 		}
 		if strings.HasPrefix(k, "_") && path == "" {
 			return errDocParse(fmt.Sprintf("[1:2] Field [%s] is a metadata field and cannot be added inside a document. Use the index API request parameters.", k), nil)
