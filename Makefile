@@ -17,7 +17,9 @@ help: ## list the targets
 
 build: ## build every binary into bin/ (the OpenFaaS gateway from its own module, outside the workspace)
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ $(MAINS)
+	@# Every binary is named optio-<name>, whatever its package directory is called.
+	@for pkg in $(MAINS); do name=$$(basename $$pkg); name=optio-$${name#optio-}; \
+	  echo "go build -o bin/$$name $$pkg"; $(GO) build -o $(BIN)/$$name $$pkg || exit 1; done
 	cd local/gateway && GOWORK=off $(GO) build -o $(BIN)/gateway github.com/openfaas/faas/gateway
 
 up: services build ## run the whole product here in the foreground; Ctrl-C stops all of it
