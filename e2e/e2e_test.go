@@ -81,6 +81,20 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("x=2000 y=600000 completes at full speed", func(t *testing.T) {
+		started := time.Now()
+		r := g.start(t, 2000, 600_000)
+		done := g.waitFor(t, 3*time.Minute, "run completed", func(s run.Run) bool { return s.State != run.Running })
+		took := time.Since(started)
+		if done.State != run.Completed || done.Processed != 2000 || done.Enqueued != 2000 {
+			t.Fatalf("final status %+v", done)
+		}
+		if n := countDocs(t, ix, r.ID); n != 2000 {
+			t.Fatalf("%d documents, want 2000", n)
+		}
+		t.Logf("2000 jobs in %v: %.0f jobs/s through the gateway", took.Round(time.Millisecond), 2000/took.Seconds())
+	})
+
 	t.Run("x=20 y=60 releases about one job a second", func(t *testing.T) {
 		r := g.start(t, 20, 60)
 		done := g.waitFor(t, 90*time.Second, "run completed", func(s run.Run) bool { return s.State != run.Running })
