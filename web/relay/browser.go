@@ -38,10 +38,10 @@ func (s *Server) serveBrowser(base context.Context, conn *websocket.Conn) string
 				select {
 				case <-ctx.Done():
 					t.Stop()
-					return s.endReason(base, conn, pingFailed)
+					return gone(pingDone, pingFailed)
 				case <-base.Done():
 					t.Stop()
-					return s.endReason(base, conn, pingFailed)
+					return goingAway(conn)
 				case <-t.C:
 				}
 				// Newer states may have come while waiting: send the newest.
@@ -51,11 +51,12 @@ func (s *Server) serveBrowser(base context.Context, conn *websocket.Conn) string
 			err := conn.Write(wctx, websocket.MessageText, msg)
 			cancel()
 			if err != nil {
-				if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				if errors.Is(err, context.DeadlineExceeded) {
 					conn.CloseNow()
 					return reasonSlow
 				}
-				return s.endReason(base, conn, pingFailed)
+				conn.CloseNow()
+				return gone(pingDone, pingFailed)
 			}
 			s.metrics.sent.Inc()
 			if sent > 0 && seq-sent > 1 {
@@ -66,28 +67,32 @@ func (s *Server) serveBrowser(base context.Context, conn *websocket.Conn) string
 		}
 		select {
 		case <-ctx.Done():
-			return s.endReason(base, conn, pingFailed)
+			return gone(pingDone, pingFailed)
 		case <-base.Done():
-			return s.endReason(base, conn, pingFailed)
+			return goingAway(conn)
 		case <-changed:
 		}
 	}
 }
 
-// endReason closes conn as fits why the loop ended.
-func (s *Server) endReason(base context.Context, conn *websocket.Conn, pingFailed <-chan struct{}) string {
+// gone tells why a connection that has ended did: its pinger found it
+// dead, or the browser went away. It waits for the pinger, which ends with
+// the connection, so that the two never race.
+func gone(pingDone, pingFailed <-chan struct{}) string {
+	<-pingDone
 	select {
 	case <-pingFailed:
 		return reasonPing
 	default:
+		return reasonClosed
 	}
-	if base.Err() != nil {
-		// Shutting down: say so, so the page reconnects to the next relay.
-		conn.Close(websocket.StatusGoingAway, "relay shutting down")
-		return reasonShutdown
-	}
-	conn.CloseNow()
-	return reasonClosed
+}
+
+// goingAway closes conn because the relay shuts down, saying so, so that
+// the page reconnects to the next relay at once.
+func goingAway(conn *websocket.Conn) string {
+	conn.Close(websocket.StatusGoingAway, "relay shutting down")
+	return reasonShutdown
 }
 
 // pinger pings conn every PingInterval and closes it when a pong does not
@@ -105,7 +110,9 @@ func (s *Server) pinger(ctx context.Context, conn *websocket.Conn, failed chan<-
 		err := conn.Ping(pctx)
 		cancel()
 		if err != nil {
-			if ctx.Err() == nil {
+			// A deadline, not a closed connection: the pong did not come
+			// (or the ping could not even be written) in time.
+			if errors.Is(err, context.DeadlineExceeded) {
 				close(failed)
 				conn.CloseNow()
 			}

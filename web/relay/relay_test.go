@@ -205,6 +205,14 @@ func TestSilentBrowserIsDropped(t *testing.T) {
 			_, errs[i] = readUntil(ctx, c, func(m message) bool {
 				return m.Run.ID == r.ID && m.Run.State == run.Completed
 			})
+			// Go on reading, as a live page does, so pings are answered.
+			go func() {
+				for {
+					if _, _, err := c.Read(ctx); err != nil {
+						return
+					}
+				}
+			}()
 		}()
 	}
 	if err := h.process(ctx, r.ID, 0, 500, 8); err != nil {
@@ -216,6 +224,13 @@ func TestSilentBrowserIsDropped(t *testing.T) {
 			t.Fatalf("reader %d: %v", i, err)
 		}
 	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("browsers %v, disconnects ping %v slow %v closed %v", h.metric("optio_relay_browsers"),
+				h.metric(`optio_relay_disconnects_total{reason="ping"}`), h.metric(`optio_relay_disconnects_total{reason="slow"}`),
+				h.metric(`optio_relay_disconnects_total{reason="closed"}`))
+		}
+	}()
 	eventually(t, "the silent browser dropped", func() bool {
 		return h.metric("optio_relay_browsers") == readers &&
 			h.metric(`optio_relay_disconnects_total{reason="ping"}`)+h.metric(`optio_relay_disconnects_total{reason="slow"}`) >= 1

@@ -54,6 +54,10 @@ const maxBuckets = 240
 // rateWindow is the span the measured rate is taken over.
 const rateWindow = 60 * time.Second
 
+// etaMinSpan is the least span of measurement the ETA relies on; before
+// that it is projected from the configured rate alone.
+const etaMinSpan = 10 * time.Second
+
 // meter follows the counters of one run over time: a bounded series of
 // processed jobs per bucket for the chart, and per-second counts of the
 // last minute for the measured rate.
@@ -126,17 +130,23 @@ func (m *meter) merge() {
 	m.width *= 2
 }
 
-// perMinute is the processing rate over the minute ending at end, or nil
-// when the relay has seen less than a second of the run.
-func (m *meter) perMinute(end time.Time) *float64 {
+// perMinute is the processing rate over the minute ending at end, and the
+// span it was measured over: shorter than a minute when the relay has seen
+// less of the run. Nil when it has seen less than a second.
+func (m *meter) perMinute(end time.Time) (*float64, time.Duration) {
 	span := end.Sub(m.since)
-	if span > rateWindow {
+	if span < time.Second {
+		return nil, span
+	}
+	// Count the whole seconds in (end-span, end]; when everything seen is
+	// in the span, count the second the relay started seeing too.
+	from := end.Add(-rateWindow).Unix()
+	if span <= rateWindow {
+		span = max(span, time.Second)
+		from = m.since.Unix() - 1
+	} else {
 		span = rateWindow
 	}
-	if span < time.Second {
-		return nil
-	}
-	from := end.Add(-span).Unix() // seconds after from, up to end, count
 	var sum int64
 	for _, c := range m.recent {
 		if c.sec > from && c.sec <= end.Unix() {
@@ -144,14 +154,14 @@ func (m *meter) perMinute(end time.Time) *float64 {
 		}
 	}
 	v := float64(sum) / span.Minutes()
-	return &v
+	return &v, span
 }
 
 func (m *meter) throughput() Throughput {
 	return Throughput{
 		Start:         m.start.UnixMilli(),
 		BucketSeconds: m.width,
-		Processed:     append([]int64(nil), m.buckets...),
+		Processed:     append(make([]int64, 0, len(m.buckets)), m.buckets...),
 	}
 }
 
@@ -162,9 +172,15 @@ func (m *meter) derive(r run.Run, now time.Time) State {
 	if r.State != run.Running && r.FinishedAt != nil {
 		end = *r.FinishedAt
 	}
-	s.MeasuredPerMinute = m.perMinute(end)
+	var span time.Duration
+	s.MeasuredPerMinute, span = m.perMinute(end)
 	if r.State == run.Running {
-		s.ETASeconds = eta(r, s.MeasuredPerMinute)
+		// A rate measured over a few seconds is too noisy to project from.
+		measured := s.MeasuredPerMinute
+		if span < etaMinSpan {
+			measured = nil
+		}
+		s.ETASeconds = eta(r, measured)
 	}
 	return s
 }

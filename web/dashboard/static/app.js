@@ -219,7 +219,7 @@
     g.font = `12px ${getComputedStyle(document.body).fontFamily}`;
 
     const tp = throughput, width = tp ? tp.bucketSeconds : 1;
-    const counts = tp ? tp.processed : [];
+    const counts = (tp && tp.processed) || [];
     const perSec = counts.map((n) => n / width);
     const cfg = run && run.yPerMinute ? run.yPerMinute / 60 : 0;
     const top = niceMax(Math.max(1, cfg, ...perSec) * 1.1);
