@@ -18,7 +18,7 @@ type Config struct {
 	// DataDir holds the database file esstore.db (ESSTORE_DATA). Default ./.optio/esstore.
 	DataDir string
 	// BatchDelay is how long a write waits to share its commit with others
-	// (ESSTORE_BATCH_DELAY, a Go duration). Default 2ms.
+	// (ESSTORE_BATCH_DELAY, a Go duration). Default 1ms.
 	BatchDelay time.Duration
 	// BatchSize is the most writes one commit takes (ESSTORE_BATCH_SIZE). Default 1000.
 	BatchSize int
@@ -31,7 +31,7 @@ type Config struct {
 
 // ReadConfig fills a Config from getenv and checks it.
 func ReadConfig(getenv func(string) string) (Config, error) {
-	c := Config{Addr: "127.0.0.1:9200", DataDir: "./.optio/esstore", BatchDelay: 2 * time.Millisecond, BatchSize: 1000}
+	c := Config{Addr: "127.0.0.1:9200", DataDir: "./.optio/esstore", BatchDelay: time.Millisecond, BatchSize: 1000}
 	if v := getenv("ESSTORE_ADDR"); v != "" {
 		c.Addr = v
 	}

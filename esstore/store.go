@@ -56,7 +56,7 @@ var (
 // StoreOptions tunes Open.
 type StoreOptions struct {
 	// BatchDelay is how long a write waits for others to share its commit
-	// (bbolt MaxBatchDelay). Default 2ms.
+	// (bbolt MaxBatchDelay). Default 1ms.
 	BatchDelay time.Duration
 	// BatchSize is the most writes one commit takes (bbolt MaxBatchSize). Default 1000.
 	BatchSize int
@@ -76,7 +76,7 @@ func Open(dir string, opt StoreOptions) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
-	db.MaxBatchDelay = 2 * time.Millisecond
+	db.MaxBatchDelay = time.Millisecond
 	if opt.BatchDelay > 0 {
 		db.MaxBatchDelay = opt.BatchDelay
 	}
@@ -409,7 +409,7 @@ func (s *Store) commit(root *bolt.Bucket, p *prepared) error {
 	seq := getUint(ib.Get(keySeq)) // the next _seq_no
 	count := getUint(ib.Get(keyCount))
 	if hasOld {
-		if err := unindex(ib, id, old.terms); err != nil {
+		if err := removeTerms(ib, id, old.terms); err != nil {
 			return err
 		}
 	}
@@ -436,7 +436,7 @@ func (s *Store) commit(root *bolt.Bucket, p *prepared) error {
 		if err := docs.Put(id, rec); err != nil {
 			return err
 		}
-		if err := index(ib, id, p.terms); err != nil {
+		if err := addTerms(ib, id, p.terms); err != nil {
 			return err
 		}
 		p.res.Version = version
@@ -448,7 +448,7 @@ func (s *Store) commit(root *bolt.Bucket, p *prepared) error {
 	return ib.Put(keyCount, putUint(count))
 }
 
-func index(ib *bolt.Bucket, id []byte, terms []term) error {
+func addTerms(ib *bolt.Bucket, id []byte, terms []term) error {
 	postings, counts := ib.Bucket(bucketPostings), ib.Bucket(bucketCounts)
 	for _, t := range terms {
 		k := termKey(t)
@@ -462,7 +462,7 @@ func index(ib *bolt.Bucket, id []byte, terms []term) error {
 	return nil
 }
 
-func unindex(ib *bolt.Bucket, id []byte, terms []term) error {
+func removeTerms(ib *bolt.Bucket, id []byte, terms []term) error {
 	postings, counts := ib.Bucket(bucketPostings), ib.Bucket(bucketCounts)
 	for _, t := range terms {
 		k := termKey(t)
