@@ -163,6 +163,10 @@ func join(parent, name string) string {
 	return parent + "." + name
 }
 
+// maxTermBytes is Lucene's limit on one indexed term; Elasticsearch rejects
+// a document with a longer keyword value.
+const maxTermBytes = 32766
+
 // term is one indexed keyword value of a document: field path and value.
 type term struct{ field, value string }
 
@@ -307,6 +311,10 @@ func (c *docCheck) value(v any, f *Field, path, dynamic string) *Error {
 	switch f.Type {
 	case "keyword", "text":
 		s := scalarString(v)
+		if f.Type == "keyword" && f.IgnoreAbove == 0 && len(s) > maxTermBytes {
+			return c.fail(path, f.Type, v, &Error{Type: "max_bytes_length_exceeded_exception",
+				Reason: fmt.Sprintf("bytes can be at most %d in length; got %d", maxTermBytes, len(s))})
+		}
 		if f.Type == "keyword" && (f.IgnoreAbove == 0 || len(s) <= f.IgnoreAbove) {
 			c.terms = append(c.terms, term{path, s})
 		}

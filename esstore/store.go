@@ -3,6 +3,7 @@ package esstore
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -483,14 +484,33 @@ func removeTerms(ib *bolt.Bucket, id []byte, terms []term) error {
 	return nil
 }
 
+// longTerm is the value length from which a key holds the value's SHA-256
+// instead of the value, so that keys stay within bbolt's 32 KiB limit.
+const longTerm = 1024
+
 // termKey is the length-prefixed field and value, so that no byte inside
 // either can make two keys collide.
 func termKey(t term) []byte {
-	k := make([]byte, 0, len(t.field)+len(t.value)+4)
-	k = binary.AppendUvarint(k, uint64(len(t.field)))
-	k = append(k, t.field...)
-	k = binary.AppendUvarint(k, uint64(len(t.value)))
-	return append(k, t.value...)
+	v := t.value
+	if len(v) >= longTerm {
+		sum := sha256.Sum256([]byte(v))
+		v = "\xff\xffsha256:" + string(sum[:]) // a prefix no short value has: its length says it is hashed
+	}
+	f := t.field
+	if len(f) >= longTerm {
+		sum := sha256.Sum256([]byte(f))
+		f = "\xff\xffsha256:" + string(sum[:])
+	}
+	k := make([]byte, 0, len(f)+len(v)+8)
+	k = binary.AppendUvarint(k, uint64(len(f)))
+	k = append(k, f...)
+	if len(t.value) >= longTerm {
+		k = append(k, 1) // hashed value
+	} else {
+		k = append(k, 0)
+	}
+	k = binary.AppendUvarint(k, uint64(len(v)))
+	return append(k, v...)
 }
 
 // record is a stored document.

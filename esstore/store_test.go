@@ -2,6 +2,7 @@ package esstore
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -145,5 +146,27 @@ func TestTermKeysDoNotCollide(t *testing.T) {
 		if n, _ := s.Count("k", q); n != 1 {
 			t.Errorf("count %q=%q: %d, want 1", q.Field, q.Value, n)
 		}
+	}
+}
+
+func TestLongTerms(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	mustCreate(t, s, "jobs")
+	long := strings.Repeat("x", 30000)
+	if r := put(t, s, "create", "jobs", strings.Repeat("i", 512), `{"runId":"`+long+`"}`); r.Err != nil {
+		t.Fatalf("30000-byte keyword: %v", r.Err)
+	}
+	put(t, s, "create", "jobs", "2", `{"runId":"`+long[:1500]+`"}`)
+	if n := count(t, s, "jobs", long); n != 1 {
+		t.Fatalf("count of a long run id = %d, want 1", n)
+	}
+	if n := count(t, s, "jobs", long[:1500]); n != 1 {
+		t.Fatalf("count of a 1500-byte run id = %d, want 1", n)
+	}
+	r := put(t, s, "create", "jobs", "3", `{"runId":"`+strings.Repeat("y", maxTermBytes+1)+`"}`)
+	if r.Status != 400 || r.Err.CausedBy == nil || r.Err.CausedBy.Type != "max_bytes_length_exceeded_exception" {
+		t.Fatalf("immense keyword: %+v", r)
 	}
 }
