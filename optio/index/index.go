@@ -87,9 +87,10 @@ func (c Config) validate() error {
 
 // Index is a client of one Elasticsearch index. It is safe for concurrent use.
 type Index struct {
-	es      *elasticsearch.Client
-	name    string
-	timeout time.Duration
+	es        *elasticsearch.Client
+	name      string
+	timeout   time.Duration
+	transport http.RoundTripper
 }
 
 // NewTransport is the default HTTP transport: keep-alive with enough idle
@@ -147,7 +148,15 @@ func New(cfg Config) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating Elasticsearch client for %s: %w", cfg.URL, err)
 	}
-	return &Index{es: es, name: cfg.Index, timeout: cfg.Timeout}, nil
+	return &Index{es: es, name: cfg.Index, timeout: cfg.Timeout, transport: cfg.Transport}, nil
+}
+
+// Close releases the idle connections of the transport (when it can); calls
+// in flight are not affected.
+func (ix *Index) Close() {
+	if t, ok := ix.transport.(interface{ CloseIdleConnections() }); ok {
+		t.CloseIdleConnections()
+	}
 }
 
 // backoff is 50ms·2^(attempt-1), capped at 2s, with full jitter.
