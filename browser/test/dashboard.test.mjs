@@ -70,6 +70,10 @@ after(async () => {
     const summary = { changes: s.length, medianMs: q(0.5), p95Ms: q(0.95), worstMs: s[s.length - 1] };
     writeFileSync(join(ARTIFACTS, "latency.json"), JSON.stringify(summary, null, 2) + "\n");
     console.log(`# latency from a counter change in Redis to the page: ${JSON.stringify(summary)}`);
+    // Invariant 5: a change reaches an open dashboard within 1 second. The
+    // 95th percentile is held to it (the worst is reported), so that one
+    // scheduling hiccup of a loaded machine does not fail the suite.
+    assert.ok(summary.p95Ms < 1000, `95% of changes must show within 1 s: ${JSON.stringify(summary)}`);
   }
   assert.deepEqual(pageErrors, [], "the dashboard's script threw");
 });
@@ -299,6 +303,9 @@ describe("dashboard", () => {
     const status = (await api("GET", "/function/status")).body;
     await waitFor("the page to catch up with status", async () => (await num(page, "#processed")) >= status.processed);
     assert.ok(status.processed > frozen, `jobs were processed while the relay was down (${frozen} -> ${status.processed})`);
+    // The new relay rebuilt the run's throughput from Redis: rate and chart go on.
+    assert.match(await text(page, "#rate-measured"), /\/ min$/);
+    assert.match(await page.locator("#chart").getAttribute("aria-label"), /peak [1-9]/);
     await page.getByRole("button", { name: "Stop" }).click();
     await page.locator("#state", { hasText: "stopped" }).waitFor();
     await page.screenshot({ path: join(ARTIFACTS, "after-relay-restart.png"), fullPage: true });

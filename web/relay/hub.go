@@ -34,7 +34,25 @@ func NewHub(now func() time.Time) *Hub {
 
 // Update offers a state of a run, from an event or a snapshot. It is
 // applied only if it supersedes the one held, and reports whether it did.
-func (h *Hub) Update(r run.Run) bool {
+func (h *Hub) Update(r run.Run) bool { return h.update(r, nil) }
+
+// NeedsHistory tells whether a state of run id would start following a
+// run that has already processed jobs, for which the source should fetch
+// the release histogram and call UpdateWithHistory.
+func (h *Hub) NeedsHistory(r run.Run) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return r.Processed > 0 && (h.meter == nil || h.meter.runID != r.ID)
+}
+
+// UpdateWithHistory is Update for a run the relay meets in mid-run, with
+// its release histogram (unix second -> jobs released) to rebuild the
+// throughput before now.
+func (h *Hub) UpdateWithHistory(r run.Run, released map[int64]int64) bool {
+	return h.update(r, released)
+}
+
+func (h *Hub) update(r run.Run, released map[int64]int64) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.have && (!supersedes(r, h.cur) || same(r, h.cur)) {
@@ -42,7 +60,7 @@ func (h *Hub) Update(r run.Run) bool {
 	}
 	now := h.now()
 	if h.meter == nil || h.meter.runID != r.ID {
-		h.meter = newMeter(r, now)
+		h.meter = newMeter(r, now, released)
 	}
 	h.meter.observe(r.Processed, now)
 	h.cur, h.have = r, true

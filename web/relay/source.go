@@ -65,7 +65,7 @@ func (s *source) Run(ctx context.Context) error {
 					s.log.Warn("ignoring an event that is not a run", "err", err)
 					continue
 				}
-				s.hub.Update(r)
+				s.offer(ctx, r)
 			}
 		case <-tick.C:
 			s.hub.Tick()
@@ -88,5 +88,22 @@ func (s *source) snapshot(ctx context.Context) {
 		return
 	}
 	s.healthy.Store(true)
-	s.hub.Update(r)
+	s.offer(ctx, r)
+}
+
+// offer hands r to the hub, with the run's release histogram when the
+// relay meets the run in mid-run (it started, or restarted, after the run
+// did), so that the chart and the measured rate cover the whole run.
+func (s *source) offer(ctx context.Context, r run.Run) {
+	if !s.hub.NeedsHistory(r) {
+		s.hub.Update(r)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	released, err := s.store.ReleasesPerSecond(ctx, r.ID)
+	if err != nil {
+		s.log.Warn("reading the release history failed; the chart starts now", "run_id", r.ID, "err", err)
+	}
+	s.hub.UpdateWithHistory(r, released)
 }

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"slices"
 	"time"
 
 	"optio.dev/optio/run"
@@ -77,14 +78,34 @@ type secondCount struct {
 }
 
 // newMeter starts following r, first seen at now. When r has processed
-// nothing yet the relay has seen it from its start; otherwise the
-// jobs processed before now are not attributed to any time.
-func newMeter(r run.Run, now time.Time) *meter {
+// nothing yet the relay has seen it from its start. Otherwise (the relay
+// started in mid-run) the jobs processed before now are attributed to the
+// seconds the run's release histogram (released, unix second -> jobs)
+// says they were released in, oldest first, as jobs are processed moments
+// after their release; without a histogram they belong to no time.
+func newMeter(r run.Run, now time.Time, released map[int64]int64) *meter {
 	m := &meter{runID: r.ID, processed: r.Processed, since: now, width: 1}
-	if r.Processed == 0 && r.StartedAt != nil && r.StartedAt.Before(now) {
+	if r.StartedAt != nil && r.StartedAt.Before(now) && (r.Processed == 0 || len(released) > 0) {
 		m.since = *r.StartedAt
 	}
 	m.start = m.since.Truncate(time.Second)
+	if r.Processed > 0 && len(released) > 0 {
+		secs := make([]int64, 0, len(released))
+		for sec := range released {
+			secs = append(secs, sec)
+		}
+		slices.Sort(secs)
+		left := r.Processed
+		for _, sec := range secs {
+			n := min(released[sec], left)
+			if n > 0 {
+				m.add(sec, n)
+			}
+			if left -= n; left == 0 {
+				break
+			}
+		}
+	}
 	return m
 }
 
@@ -95,7 +116,11 @@ func (m *meter) observe(n int64, now time.Time) {
 		return
 	}
 	m.processed = n
-	sec := now.Unix()
+	m.add(now.Unix(), d)
+}
+
+// add counts d jobs processed in unix second sec.
+func (m *meter) add(sec, d int64) {
 	slot := &m.recent[sec%int64(len(m.recent))]
 	if slot.sec != sec {
 		*slot = secondCount{sec: sec}

@@ -56,7 +56,7 @@ func TestMeterRateAndETA(t *testing.T) {
 	t.Parallel()
 	start := at(0)
 	r := run.Run{ID: "r", State: run.Running, XTotal: 1000, YPerMinute: 120, StartedAt: &start}
-	m := newMeter(r, at(0.2))
+	m := newMeter(r, at(0.2), nil)
 	// 2 jobs a second for 30 seconds.
 	for s := 1; s <= 30; s++ {
 		m.observe(int64(2*s), at(float64(s)))
@@ -94,7 +94,7 @@ func deref(p *float64) any {
 func TestMeterNotMeasurableAtFirst(t *testing.T) {
 	t.Parallel()
 	r := run.Run{ID: "r", State: run.Running, XTotal: 10, YPerMinute: 60, Processed: 4}
-	m := newMeter(r, at(0))
+	m := newMeter(r, at(0), nil)
 	if got := m.derive(r, at(0.5)).MeasuredPerMinute; got != nil {
 		t.Fatalf("measured after half a second = %v, want none", *got)
 	}
@@ -109,7 +109,7 @@ func TestMeterBucketsStayBounded(t *testing.T) {
 	t.Parallel()
 	start := at(0)
 	r := run.Run{ID: "r", State: run.Running, XTotal: 1e6, YPerMinute: 60, StartedAt: &start}
-	m := newMeter(r, at(0))
+	m := newMeter(r, at(0), nil)
 	const seconds = 10_000
 	for s := 1; s <= seconds; s++ {
 		m.observe(int64(s), at(float64(s)))
@@ -170,4 +170,24 @@ func containsAll(s string, subs ...string) bool {
 		}
 	}
 	return true
+}
+
+func TestMeterMidRunFromReleaseHistory(t *testing.T) {
+	t.Parallel()
+	start := at(0)
+	s0 := start.Unix()
+	r := run.Run{ID: "r", State: run.Running, XTotal: 100, YPerMinute: 600, StartedAt: &start, Processed: 25}
+	released := map[int64]int64{s0: 10, s0 + 1: 10, s0 + 2: 10, s0 + 3: 10}
+	m := newMeter(r, at(3.5), released)
+	if diff := cmp.Diff([]int64{10, 10, 5}, m.throughput().Processed); diff != "" {
+		t.Fatalf("buckets rebuilt from the release history (-want +got):\n%s", diff)
+	}
+	got := m.derive(r, at(3.5)).MeasuredPerMinute
+	if got == nil || *got != 25/3.5*60 {
+		t.Fatalf("measured = %v, want %v", deref(got), 25/3.5*60)
+	}
+	m.observe(26, at(4.2))
+	if diff := cmp.Diff([]int64{10, 10, 5, 0, 1}, m.throughput().Processed); diff != "" {
+		t.Fatalf("buckets after a live change (-want +got):\n%s", diff)
+	}
 }
