@@ -38,7 +38,7 @@ func (s *Server) serveBrowser(base context.Context, conn *websocket.Conn) string
 				select {
 				case <-ctx.Done():
 					t.Stop()
-					return gone(pingDone, pingFailed)
+					return gone(conn, pingDone, pingFailed)
 				case <-base.Done():
 					t.Stop()
 					return goingAway(conn)
@@ -55,8 +55,7 @@ func (s *Server) serveBrowser(base context.Context, conn *websocket.Conn) string
 					conn.CloseNow()
 					return reasonSlow
 				}
-				conn.CloseNow()
-				return gone(pingDone, pingFailed)
+				return gone(conn, pingDone, pingFailed)
 			}
 			s.metrics.sent.Inc()
 			if sent > 0 && seq-sent > 1 {
@@ -67,7 +66,7 @@ func (s *Server) serveBrowser(base context.Context, conn *websocket.Conn) string
 		}
 		select {
 		case <-ctx.Done():
-			return gone(pingDone, pingFailed)
+			return gone(conn, pingDone, pingFailed)
 		case <-base.Done():
 			return goingAway(conn)
 		case <-changed:
@@ -75,10 +74,12 @@ func (s *Server) serveBrowser(base context.Context, conn *websocket.Conn) string
 	}
 }
 
-// gone tells why a connection that has ended did: its pinger found it
-// dead, or the browser went away. It waits for the pinger, which ends with
-// the connection, so that the two never race.
-func gone(pingDone, pingFailed <-chan struct{}) string {
+// gone closes a connection that has ended (a read error alone leaves the
+// socket open) and tells why it ended: its pinger found it dead, or the
+// browser went away. It waits for the pinger, which ends with the
+// connection, so that the two never race.
+func gone(conn *websocket.Conn, pingDone, pingFailed <-chan struct{}) string {
+	conn.CloseNow()
 	<-pingDone
 	select {
 	case <-pingFailed:
