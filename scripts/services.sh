@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # services.sh makes sure Redis (127.0.0.1:6379) and RabbitMQ (127.0.0.1:5672)
 # run on this machine, for `make up`, the tests and .ci/run. It installs
-# redis-server, rabbitmq-server and prometheus from the OS packages when they
-# are missing and it can (root with apt-get), starts Redis and RabbitMQ when
-# they are installed and stopped, and does nothing when they already run.
-# Prometheus is only installed: optio-up starts its own.
+# redis-server, rabbitmq-server, prometheus and prometheus-alertmanager from
+# the OS packages when they are missing and it can (root with apt-get), starts
+# Redis and RabbitMQ when they are installed and stopped, and does nothing
+# when they already run. Prometheus and Alertmanager are only installed:
+# optio-up starts its own.
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
 
@@ -17,6 +18,7 @@ install_missing() {
 	have redis-server || pkgs+=(redis-server)
 	have rabbitmq-server || pkgs+=(rabbitmq-server)
 	have prometheus || [ -x /usr/bin/prometheus ] || pkgs+=(prometheus)
+	have prometheus-alertmanager || have alertmanager || [ -x /usr/bin/prometheus-alertmanager ] || pkgs+=(prometheus-alertmanager)
 	[ ${#pkgs[@]} -eq 0 ] && return 0
 	if [ "$(id -u)" != 0 ] || ! have apt-get; then
 		say "missing ${pkgs[*]} and cannot install them here (needs root and apt-get): install them, then run this again"

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -69,7 +70,7 @@ scrape_configs:
 	waitHTTP(t, gw+"/healthz")
 	waitHTTP(t, "http://127.0.0.1:"+strconv.Itoa(promPort)+"/-/ready")
 
-	dep := testDeployment("viagw", map[string]string{MaxScaleLabel: "4"})
+	dep := testDeployment("viagw", map[string]string{MinScaleLabel: "1", MaxScaleLabel: "4", "com.openfaas.scale.factor": "50"})
 	dep.Annotations = &map[string]string{"topic": "cron-function", "schedule": "* * * * *"}
 	if code, body := doJSON(t, gw, http.MethodPost, "/system/functions", dep); code/100 != 2 {
 		t.Fatalf("deploy through gateway: %d %s", code, body)
@@ -120,6 +121,35 @@ scrape_configs:
 		t.Errorf("6 calls reached %d replicas, want 3", len(pids))
 	}
 
+	// Asked for more than the max label: the provider stops at 4.
+	scaleVia(t, gw, "viagw", 9)
+	for _, r := range waitReplicasVia(t, gw, h, "viagw", 4) {
+		pids[r.PID] = true
+	}
+	drainVia(t, gw, h)
+
+	// The alert path: the gateway adds ceil(max*factor/100) = 2 replicas per
+	// firing alert up to max, and sets min on a resolved one.
+	for _, step := range []struct {
+		status string
+		want   uint64
+	}{{"firing", 3}, {"firing", 4}, {"resolved", 1}} {
+		alert := fmt.Sprintf(`{"status": %q, "receiver": "scale-up", "alerts": [{"status": %q,
+			"labels": {"alertname": "APIHighInvocationRate", "function_name": "viagw.%s", "service": "gateway"}}]}`,
+			step.status, step.status, Namespace)
+		res, err := http.Post(gw+"/system/alert", "application/json", strings.NewReader(alert))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("alert %s: %d", step.status, res.StatusCode)
+		}
+		for _, r := range waitReplicasVia(t, gw, h, "viagw", step.want) {
+			pids[r.PID] = true
+		}
+	}
+
 	if code, body := doJSON(t, gw, http.MethodDelete, "/system/functions", types.DeleteFunctionRequest{FunctionName: "viagw"}); code/100 != 2 {
 		t.Fatalf("delete through gateway: %d %s", code, body)
 	}
@@ -129,6 +159,80 @@ scrape_configs:
 	for p := range pids {
 		waitGone(t, p)
 	}
+}
+
+// drainVia puts one blocked call on each of 4 replicas, scales down to 1
+// through the gateway, and checks that new calls go to the kept replica
+// only, that the removed ones live until their calls finish, and that every
+// blocked call is answered.
+func drainVia(t *testing.T, gw string, h *harness) {
+	t.Helper()
+	release := filepath.Join(t.TempDir(), "release")
+	answers := make(chan int, 4)
+	for range 4 {
+		go func() {
+			code, _ := doJSON(t, gw, http.MethodGet, "/function/viagw?wait="+release, nil)
+			answers <- code
+		}()
+	}
+	eventually(t, 30*time.Second, func() error {
+		for _, r := range h.replicas("viagw") {
+			if r.InFlight != 1 {
+				return fmt.Errorf("want one call in flight on each replica: %+v", h.replicas("viagw"))
+			}
+		}
+		return nil
+	})
+	before := h.replicas("viagw")
+	scaleVia(t, gw, "viagw", 1)
+	after := h.replicas("viagw")
+	if len(after) != 1 {
+		t.Fatalf("want 1 replica after scaling down, have %+v", after)
+	}
+	for range 3 {
+		if code, a := callVia(t, gw, "viagw"); code != http.StatusOK || a.PID != after[0].PID {
+			t.Fatalf("call during the drain reached %d (code %d), want the kept replica %d", a.PID, code, after[0].PID)
+		}
+	}
+	var removed []int
+	for _, r := range before {
+		if r.PID != after[0].PID {
+			removed = append(removed, r.PID)
+			if !alive(r.PID) {
+				t.Fatalf("removed replica %d stopped before its call finished", r.PID)
+			}
+		}
+	}
+	if err := os.WriteFile(release, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		if code := <-answers; code != http.StatusOK {
+			t.Errorf("a call in flight during the scale-down answered %d, want 200", code)
+		}
+	}
+	waitGone(t, removed...)
+}
+
+func scaleVia(t *testing.T, gw, name string, n uint64) {
+	t.Helper()
+	if code, body := doJSON(t, gw, http.MethodPost, "/system/scale-function/"+name, types.ScaleServiceRequest{ServiceName: name, Replicas: n}); code/100 != 2 {
+		t.Fatalf("scale %s to %d through the gateway: %d %s", name, n, code, body)
+	}
+}
+
+// waitReplicasVia waits until the gateway reports n replicas, all available.
+func waitReplicasVia(t *testing.T, gw string, h *harness, name string, n uint64) []ReplicaInfo {
+	t.Helper()
+	eventually(t, time.Minute, func() error {
+		var st types.FunctionStatus
+		code, body := doJSON(t, gw, http.MethodGet, "/system/function/"+name, nil)
+		if code != http.StatusOK || json.Unmarshal([]byte(body), &st) != nil || st.Replicas != n || st.AvailableReplicas != n {
+			return fmt.Errorf("want %d replicas of %s, gateway says: %d %s", n, name, code, body)
+		}
+		return nil
+	})
+	return h.replicas(name)
 }
 
 func callVia(t *testing.T, base, name string) (int, testAnswer) {

@@ -37,7 +37,8 @@ type replica struct {
 	ready    atomic.Pointer[url.URL] // base URL while healthy, nil otherwise
 	pid      atomic.Int64
 	inflight atomic.Int64
-	removed  atomic.Bool // set before draining: no new calls
+	served   atomic.Int64 // calls given to this replica
+	removed  atomic.Bool  // set before draining: no new calls
 	restarts atomic.Int64
 
 	stopOnce sync.Once
@@ -74,6 +75,7 @@ func (r *replica) acquire() (*url.URL, bool) {
 		r.inflight.Add(-1)
 		return nil, false
 	}
+	r.served.Add(1)
 	return u, true
 }
 
@@ -244,9 +246,9 @@ func (r *replica) terminate(p *process) {
 	}
 }
 
-// reservedPorts are the fixed ports of the local runtime; a function never
-// gets one of them.
-var reservedPorts = map[int]bool{8080: true, 8081: true, 8082: true, 8090: true, 9090: true, 9200: true}
+// reservedPorts are the fixed ports of the local runtime (Alertmanager's
+// included); a function never gets one of them.
+var reservedPorts = map[int]bool{8080: true, 8081: true, 8082: true, 8090: true, 9090: true, 9093: true, 9200: true}
 
 // freePort asks the kernel for a free loopback port.
 func freePort() (int, error) {

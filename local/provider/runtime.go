@@ -458,7 +458,9 @@ type ReplicaInfo struct {
 	URL      string `json:"url,omitempty"`
 	Ready    bool   `json:"ready"`
 	InFlight int64  `json:"inFlight"`
-	Restarts int64  `json:"restarts"`
+	// Served counts the calls the replica was given since it was started.
+	Served   int64 `json:"served"`
+	Restarts int64 `json:"restarts"`
 }
 
 // Replicas describes the replicas of a function.
@@ -470,7 +472,7 @@ func (rt *Runtime) Replicas(name string) ([]ReplicaInfo, error) {
 	rs := f.current()
 	out := make([]ReplicaInfo, 0, len(rs))
 	for _, r := range rs {
-		info := ReplicaInfo{PID: int(r.pid.Load()), InFlight: r.inflight.Load(), Restarts: r.restarts.Load()}
+		info := ReplicaInfo{PID: int(r.pid.Load()), InFlight: r.inflight.Load(), Served: r.served.Load(), Restarts: r.restarts.Load()}
 		if u := r.ready.Load(); u != nil {
 			info.Ready, info.URL = true, u.String()
 		}

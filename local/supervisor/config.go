@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +35,14 @@ type Config struct {
 	// PrometheusBin is the Prometheus server (OPTIO_PROMETHEUS_BIN).
 	// Default /usr/bin/prometheus, or prometheus on PATH.
 	PrometheusBin string
+	// AlertmanagerBin is the Alertmanager (OPTIO_ALERTMANAGER_BIN). Default
+	// /usr/bin/prometheus-alertmanager (Debian's name), or alertmanager or
+	// prometheus-alertmanager on PATH.
+	AlertmanagerBin string
+	// Alerting configures autoscaling by invocation rate: Prometheus' alert
+	// rule and Alertmanager's notifications (OPTIO_SCRAPE_INTERVAL,
+	// OPTIO_ALERT_*; see Alerting). Default DefaultAlerting().
+	Alerting Alerting
 	// Env is given to every function, the connector and the relay, over
 	// stack.yml's environment, and is what ${VAR} in stack.yml looks up
 	// before the process environment. ReadConfig fills it with the OPTIO_*
@@ -75,16 +84,17 @@ func ReadConfig(environ []string) (Config, error) {
 	}
 	env := config.Map(vars)
 	c := Config{
-		BinDir:         or(env("OPTIO_BIN_DIR"), "./bin"),
-		StateDir:       or(env("OPTIO_STATE_DIR"), "./.optio"),
-		StackFile:      or(env("OPTIO_STACK_FILE"), "./stack.yml"),
-		ServicesScript: or(env("OPTIO_SERVICES_SCRIPT"), "./scripts/services.sh"),
-		ESURL:          env("ES_URL"),
-		PrometheusBin:  env("OPTIO_PROMETHEUS_BIN"),
-		Env:            map[string]string{},
+		BinDir:          or(env("OPTIO_BIN_DIR"), "./bin"),
+		StateDir:        or(env("OPTIO_STATE_DIR"), "./.optio"),
+		StackFile:       or(env("OPTIO_STACK_FILE"), "./stack.yml"),
+		ServicesScript:  or(env("OPTIO_SERVICES_SCRIPT"), "./scripts/services.sh"),
+		ESURL:           env("ES_URL"),
+		PrometheusBin:   env("OPTIO_PROMETHEUS_BIN"),
+		AlertmanagerBin: env("OPTIO_ALERTMANAGER_BIN"),
+		Env:             map[string]string{},
 	}
 	for k, v := range vars {
-		if strings.HasPrefix(k, "OPTIO_") && !ownVars[k] {
+		if strings.HasPrefix(k, "OPTIO_") && !ownVars[k] && !slices.Contains(alertingVars, k) {
 			c.Env[k] = v
 		}
 	}
@@ -98,6 +108,9 @@ func ReadConfig(environ []string) (Config, error) {
 		return c, err
 	}
 	if c.LockWait, err = config.Duration(env, "OPTIO_LOCK_WAIT", 0); err != nil {
+		return c, err
+	}
+	if c.Alerting, err = readAlerting(env); err != nil {
 		return c, err
 	}
 	return c, c.validate()
@@ -132,6 +145,18 @@ func (c *Config) validate() error {
 		if p, err := exec.LookPath("prometheus"); err == nil {
 			c.PrometheusBin = p
 		}
+	}
+	if c.AlertmanagerBin == "" {
+		c.AlertmanagerBin = "/usr/bin/prometheus-alertmanager"
+		for _, name := range []string{"prometheus-alertmanager", "alertmanager"} {
+			if p, err := exec.LookPath(name); err == nil {
+				c.AlertmanagerBin = p
+				break
+			}
+		}
+	}
+	if err := c.Alerting.validate(); err != nil {
+		return err
 	}
 	var err error
 	for _, p := range []struct {

@@ -1,10 +1,11 @@
 // Package supervisor runs the whole product on one machine, for `make up`
 // and the end-to-end tests: it makes sure Redis and RabbitMQ run, starts the
-// esstore (unless ES_URL is set), Prometheus, the local provider and the
-// OpenFaaS gateway, deploys the functions of stack.yml through the gateway as
-// faas-cli deploy would, then starts the connector and the relay. Every
-// component is a child process, started again if it dies, and Stop ends them
-// all in reverse order.
+// esstore (unless ES_URL is set), Prometheus, the local provider, the
+// OpenFaaS gateway and Alertmanager (which scales functions by their
+// invocation rate through the gateway: see Alerting), deploys the functions
+// of stack.yml through the gateway as faas-cli deploy would, then starts the
+// connector and the relay. Every component is a child process, started again
+// if it dies, and Stop ends them all in reverse order.
 package supervisor
 
 import (
@@ -81,7 +82,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 
 func (s *Stack) start(ctx context.Context) error {
 	cfg := &s.cfg
-	ports := []int{8080, 8081, 8082, 9090}
+	ports := []int{8080, 8081, 8082, 9090, 9093}
 	if cfg.ESURL == "" {
 		ports = append(ports, 9200)
 	}
@@ -112,7 +113,7 @@ func (s *Stack) start(ctx context.Context) error {
 			return err
 		}
 	}
-	promCfg, err := writePrometheusConfig(filepath.Join(cfg.StateDir, "prometheus"))
+	promCfg, err := writePrometheusConfig(filepath.Join(cfg.StateDir, "prometheus"), cfg.Alerting)
 	if err != nil {
 		return err
 	}
@@ -144,25 +145,29 @@ func (s *Stack) start(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	gatewayEnv := []string{
+		"functions_provider_url=" + ProviderURL + "/",
+		"faas_prometheus_host=127.0.0.1",
+		"faas_prometheus_port=9090",
+		"read_timeout=130s",
+		"write_timeout=130s",
+		"upstream_timeout=130s",
+		"max_idle_conns_per_host=1024",
+		"function_namespace=openfaas-fn",
+		"scale_from_zero=false",
+		"basic_auth=false",
+	}
 	if err := s.launch(ctx, childSpec{
-		name: "gateway",
-		path: s.bin("gateway"),
-		dir:  cfg.StateDir,
-		env: []string{
-			"functions_provider_url=" + ProviderURL + "/",
-			"faas_prometheus_host=127.0.0.1",
-			"faas_prometheus_port=9090",
-			"read_timeout=130s",
-			"write_timeout=130s",
-			"upstream_timeout=130s",
-			"max_idle_conns_per_host=1024",
-			"function_namespace=openfaas-fn",
-			"scale_from_zero=false",
-			"basic_auth=false",
-		},
+		name:   "gateway",
+		path:   s.bin("gateway"),
+		dir:    cfg.StateDir,
+		env:    gatewayEnv,
 		health: GatewayURL + "/healthz",
 		quiet:  true,
 	}); err != nil {
+		return err
+	}
+	if err := s.launchAlertmanager(ctx, gatewayEnv); err != nil {
 		return err
 	}
 	if err := s.deployAll(ctx); err != nil {
@@ -255,26 +260,6 @@ func (s *Stack) runServicesScript(ctx context.Context) error {
 		return fmt.Errorf("making sure Redis and RabbitMQ run (%s): %w\n%s", script, err, out.String())
 	}
 	return nil
-}
-
-func writePrometheusConfig(dir string) (string, error) {
-	path := filepath.Join(dir, "prometheus.yml")
-	text := `# Written by optio-up; changes are overwritten.
-global:
-  scrape_interval: 5s
-  evaluation_interval: 5s
-scrape_configs:
-  - job_name: gateway
-    static_configs:
-      - targets: ["127.0.0.1:8082"]
-  - job_name: provider
-    static_configs:
-      - targets: ["127.0.0.1:8081"]
-`
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		return "", fmt.Errorf("writing Prometheus config: %w", err)
-	}
-	return path, nil
 }
 
 // deployAll deploys every function of the stack through the gateway and

@@ -151,7 +151,7 @@ functions:
 	}
 
 	pids := replicaPIDs()
-	for _, c := range []string{"prometheus", "provider", "gateway"} {
+	for _, c := range []string{"prometheus", "provider", "gateway", "alertmanager"} {
 		if p := st.PID(c); p != 0 {
 			pids = append(pids, p)
 		} else {
@@ -165,7 +165,7 @@ functions:
 			t.Errorf("process %d still runs after Stop", p)
 		}
 	}
-	if err := checkPorts([]int{8080, 8081, 8082, 9090}); err != nil {
+	if err := checkPorts([]int{8080, 8081, 8082, 9090, 9093}); err != nil {
 		t.Errorf("after Stop: %v", err)
 	}
 }
