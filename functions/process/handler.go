@@ -5,6 +5,7 @@
 package function
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -111,7 +112,7 @@ func Handle(req handler.Request) (handler.Response, error) {
 	lastAttempt := deliveries >= d.cfg.DeliveryLimit
 	ctx := api.Context(req)
 
-	state, done, err := d.store.Begin(ctx, job.RunID, job.JobID)
+	state, done, err := d.store.Begin(ctx, job.RunID, job.JobID, job.Retry)
 	switch {
 	case errors.Is(err, run.ErrUnknownRun):
 		// Never a silent fresh start: the message goes back and, if Redis
@@ -121,7 +122,7 @@ func Handle(req handler.Request) (handler.Response, error) {
 		return api.Fail(http.StatusServiceUnavailable, err.Error()), nil
 	case done:
 		return api.JSON(http.StatusOK, outcome{job.RunID, job.JobID, "duplicate", false}), nil
-	case state != run.Running:
+	case state != run.Running && !(job.Retry && state == run.Completed):
 		counted, err := d.store.Account(ctx, job.RunID, job.JobID, run.Cancelled)
 		if err != nil {
 			return api.Fail(http.StatusServiceUnavailable, err.Error()), nil
@@ -136,7 +137,7 @@ func Handle(req handler.Request) (handler.Response, error) {
 	if err := d.ensureIndex(req); err != nil {
 		return d.fail(req, job, lastAttempt, http.StatusServiceUnavailable, err), nil
 	}
-	_, err = d.index.Put(ctx, index.Doc{
+	err = d.put(ctx, index.Doc{
 		RunID: job.RunID, JobID: job.JobID, ProcessedAt: time.Now().UTC(), ReleasedAt: job.ReleasedAt,
 		Attempt: deliveries + 1, DurationMs: float64(time.Since(start).Microseconds()) / 1000,
 	})
@@ -149,6 +150,43 @@ func Handle(req handler.Request) (handler.Response, error) {
 		return api.Fail(http.StatusServiceUnavailable, err.Error()), nil
 	}
 	return api.JSON(http.StatusOK, outcome{job.RunID, job.JobID, "processed", counted}), nil
+}
+
+// put writes the job's document. While Elasticsearch is unavailable or
+// overloaded (429, 503, timeouts: index.IsRetryable) it keeps trying with
+// backoff until shortly before the invocation's deadline, so that an outage
+// of a few seconds costs no delivery of the job's limited budget; only an
+// outage that outlasts the invocation sends the job back to the queue.
+func (d *deps) put(ctx context.Context, doc index.Doc) error {
+	wait := 100 * time.Millisecond
+	for {
+		// Each attempt gets at most half of what is left, so that a hung
+		// store still leaves time for another try and the answer.
+		actx, cancel := attemptContext(ctx)
+		_, err := d.index.Put(actx, doc)
+		cancel()
+		if err == nil || !index.IsRetryable(err) {
+			return err
+		}
+		deadline, ok := ctx.Deadline()
+		if !ok || time.Until(deadline) < wait+3*time.Second || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+func attemptContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithTimeout(ctx, 10*time.Second)
+	}
+	return context.WithTimeout(ctx, max(time.Until(deadline)/2, 500*time.Millisecond))
 }
 
 // work simulates a job: it takes WorkTime and fails with FailRate.

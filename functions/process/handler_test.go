@@ -1,15 +1,20 @@
 package function
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	handler "github.com/openfaas/templates-sdk/go-http"
 
 	"optio.dev/optio/config"
+	"optio.dev/optio/index"
 )
 
 // These tests need no server: the golang-http template runs them while it
@@ -37,5 +42,50 @@ func TestReadConfig(t *testing.T) {
 		if _, err := readConfig(config.Map(map[string]string{key: value})); err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("%s=%s: err = %v, want one naming it", key, value, err)
 		}
+	}
+}
+
+// While Elasticsearch answers 503 and 429 for a while, writing a document
+// keeps trying within the invocation's deadline instead of failing the
+// attempt (which would spend one of the job's limited deliveries).
+func TestPutRidesOutAnUnavailableStore(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int64
+	var until atomic.Int64 // unix nanoseconds
+	until.Store(time.Now().Add(1500 * time.Millisecond).UnixNano())
+	es := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("X-Elastic-Product", "Elasticsearch")
+		w.Header().Set("Content-Type", "application/json")
+		if time.Now().UnixNano() < until.Load() {
+			status := http.StatusServiceUnavailable
+			if calls.Load()%2 == 0 {
+				status = http.StatusTooManyRequests
+			}
+			w.WriteHeader(status)
+			fmt.Fprintf(w, `{"error":{"type":"unavailable_shards_exception","reason":"down"},"status":%d}`, status)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprint(w, `{"result":"created"}`)
+	}))
+	defer es.Close()
+	ix, err := index.New(index.Config{URL: es.URL, Index: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &deps{index: ix}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.put(ctx, index.Doc{RunID: "r-1", JobID: 1}); err != nil {
+		t.Fatalf("put through a 1.5 s outage: %v (after %d calls)", err, calls.Load())
+	}
+	// With little time left it gives up and answers, so the connector
+	// gets an answer before its own timeout.
+	until.Store(time.Now().Add(time.Hour).UnixNano())
+	short, cancel2 := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel2()
+	if err := d.put(short, index.Doc{RunID: "r-1", JobID: 2}); err == nil || !index.IsRetryable(err) || short.Err() != nil {
+		t.Fatalf("put with 2 s left during an outage = %v (ctx %v), want a retryable error before the deadline", err, short.Err())
 	}
 }

@@ -47,6 +47,9 @@ func Handle(req handler.Request) (handler.Response, error) {
 	if err != nil {
 		return api.Fail(http.StatusInternalServerError, "configuration: "+err.Error()), nil
 	}
+	if resp, ok := api.Authorize(req, d.cfg.APIToken); !ok {
+		return resp, nil
+	}
 	body, err := api.DecodeRunRequest(req.Body)
 	if err != nil {
 		return answer(err), nil

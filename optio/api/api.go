@@ -5,6 +5,8 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -135,6 +137,30 @@ func jsonProblem(err error) string {
 		return "request cancelled"
 	}
 	return err.Error()
+}
+
+// Authorize checks the bearer token of a request when token is set: it
+// answers 401 with {"error"} (and WWW-Authenticate) unless the request
+// carries "Authorization: Bearer <token>". The comparison takes the same
+// time whatever the token offered, so it reveals nothing of the right one.
+func Authorize(req handler.Request, token string) (handler.Response, bool) {
+	if token == "" {
+		return handler.Response{}, true
+	}
+	got, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
+	// Hashing both sides first makes the comparison constant-time in the
+	// length too.
+	want, offered := sha256.Sum256([]byte(token)), sha256.Sum256([]byte(strings.TrimSpace(got)))
+	if ok && subtle.ConstantTimeCompare(want[:], offered[:]) == 1 {
+		return handler.Response{}, true
+	}
+	msg := "this call needs an API token: send the header Authorization: Bearer <token>"
+	if ok {
+		msg = "the API token is not valid"
+	}
+	r := Fail(http.StatusUnauthorized, msg)
+	r.Header.Set("WWW-Authenticate", `Bearer realm="optio"`)
+	return r, false
 }
 
 // JSON answers status with v as JSON.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	handler "github.com/openfaas/templates-sdk/go-http"
 )
 
 func TestDecodeRunRequest(t *testing.T) {
@@ -99,4 +100,43 @@ func FuzzDecodeRunRequest(f *testing.F) {
 			t.Fatalf("refusal of %q is %v, want a 4xx *Error with a message", body, err)
 		}
 	})
+}
+
+func TestAuthorize(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, token, header string
+		ok                  bool
+		msg                 string
+	}{
+		{"no token configured", "", "", true, ""},
+		{"no token configured, header ignored", "", "Bearer anything", true, ""},
+		{"right token", "s3cret", "Bearer s3cret", true, ""},
+		{"missing header", "s3cret", "", false, "needs an API token"},
+		{"wrong token", "s3cret", "Bearer s3cre", false, "not valid"},
+		{"longer token", "s3cret", "Bearer s3cret0", false, "not valid"},
+		{"basic instead of bearer", "s3cret", "Basic czNjcmV0", false, "needs an API token"},
+		{"empty bearer", "s3cret", "Bearer ", false, "not valid"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			req := handler.Request{Header: http.Header{}}
+			if tt.header != "" {
+				req.Header.Set("Authorization", tt.header)
+			}
+			resp, ok := Authorize(req, tt.token)
+			if ok != tt.ok {
+				t.Fatalf("Authorize = %v, want %v", ok, tt.ok)
+			}
+			if ok {
+				return
+			}
+			var body map[string]string
+			if err := json.Unmarshal(resp.Body, &body); err != nil || resp.StatusCode != http.StatusUnauthorized ||
+				!strings.Contains(body["error"], tt.msg) || resp.Header.Get("WWW-Authenticate") == "" {
+				t.Fatalf("answer = %d %s %v, want 401 with an error containing %q", resp.StatusCode, resp.Body, resp.Header, tt.msg)
+			}
+		})
+	}
 }

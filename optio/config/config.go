@@ -46,6 +46,12 @@ type Config struct {
 	// SecretsDir is where OpenFaaS mounts secrets (OPTIO_SECRETS_DIR).
 	// Default /var/openfaas/secrets.
 	SecretsDir string
+	// APIToken, when set, is the bearer token run and stop require
+	// (OPTIO_API_TOKEN, or the secret optio-api-token). Default none: open.
+	APIToken string
+	// StatusAuth makes status require the token too (OPTIO_STATUS_AUTH).
+	// Default false: status stays open.
+	StatusAuth bool
 }
 
 // Read fills a Config from env and checks it.
@@ -63,6 +69,12 @@ func Read(env Getenv) (Config, error) {
 	var err error
 	if c.DeliveryLimit, err = Int(env, "OPTIO_DELIVERY_LIMIT", 5); err != nil {
 		return c, err
+	}
+	c.APIToken = c.Secret(env, "OPTIO_API_TOKEN", "optio-api-token")
+	if v := strings.TrimSpace(env("OPTIO_STATUS_AUTH")); v != "" {
+		if c.StatusAuth, err = strconv.ParseBool(v); err != nil {
+			return c, fmt.Errorf("OPTIO_STATUS_AUTH=%q must be true or false", v)
+		}
 	}
 	c.ESUsername = c.Secret(env, "ES_USERNAME", "es-username")
 	c.ESPassword = c.Secret(env, "ES_PASSWORD", "es-password")

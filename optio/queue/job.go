@@ -20,6 +20,9 @@ type Job struct {
 	RunID      string    `json:"runId"`
 	JobID      int64     `json:"jobId"`
 	ReleasedAt time.Time `json:"releasedAt"`
+	// Retry marks a job requeued from the dead-letter queue (optio-dlq
+	// requeue): process tries it again even if it was counted as failed.
+	Retry bool `json:"retry,omitempty"`
 }
 
 // ErrBadJob is wrapped by every DecodeJob error, so callers can answer 400.

@@ -124,6 +124,11 @@ func Tick(ctx context.Context, store *run.Store, pub Publisher, cfg Config, log 
 	interval := time.Duration(float64(time.Minute) / float64(lease.Y))
 	last := lease.Last
 	next := lease.Next
+	// retry is the pause after a failed publish: the broker may be
+	// restarting, and the tick publishes again on a new connection rather
+	// than leave the run to the next cron minute.
+	const firstRetry, maxRetry = 100 * time.Millisecond, 2 * time.Second
+	retry := firstRetry
 	log.Debug("tick holds the lease", "run_id", cur.ID, "next", next, "x", lease.X, "y", lease.Y)
 
 	for {
@@ -159,7 +164,7 @@ func Tick(ctx context.Context, store *run.Store, pub Publisher, cfg Config, log 
 			// Some of the batch may be in the queue already; the next batch
 			// publishes it again, which processing absorbs. last keeps the
 			// real instants so the spacing stays right.
-			log.Warn("publish jobs", "run_id", cur.ID, "next", next, "err", pubErr)
+			log.Warn("publish jobs; trying again", "run_id", cur.ID, "next", next, "in", retry, "err", pubErr)
 			n = 0
 		}
 		next += int64(n)
@@ -172,8 +177,6 @@ func Tick(ctx context.Context, store *run.Store, pub Publisher, cfg Config, log 
 			return res, nil
 		case err != nil:
 			return res, err
-		case pubErr != nil:
-			return res, pubErr
 		case state != run.Running:
 			res.Reason = ReasonStopped
 			return res, nil
@@ -187,7 +190,18 @@ func Tick(ctx context.Context, store *run.Store, pub Publisher, cfg Config, log 
 			res.Reason = ReasonDeadline
 			return res, nil
 		case ctx.Err() != nil:
+			if pubErr != nil {
+				return res, pubErr
+			}
 			return res, fmt.Errorf("tick of run %s: %w", cur.ID, ctx.Err())
+		}
+		if pubErr != nil {
+			if err := sleepUntil(ctx, time.Now().Add(retry)); err != nil {
+				return res, pubErr
+			}
+			retry = min(2*retry, maxRetry)
+		} else {
+			retry = firstRetry
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"math"
 	"sort"
@@ -310,4 +311,50 @@ func TestNoRunningRunReleasesNothing(t *testing.T) {
 	if err != nil || res.Reason != ReasonIdle || res.Released != 0 {
 		t.Fatalf("tick with no run = %+v, %v", res, err)
 	}
+}
+
+// flakyPublisher fails its first batches, as a publisher whose broker went
+// away does, then publishes through the real one.
+type flakyPublisher struct {
+	real  Publisher
+	mu    sync.Mutex
+	fails int
+}
+
+func (p *flakyPublisher) Batch(ctx context.Context, n int, stamp func(int) (queue.Job, bool)) (int, error) {
+	p.mu.Lock()
+	fail := p.fails > 0
+	p.fails--
+	p.mu.Unlock()
+	if fail {
+		// A job stamped and published, then the connection died before
+		// its confirm: published again later, which processing absorbs.
+		stamp(0)
+		return 0, errors.New("connection closed (simulated broker restart)")
+	}
+	return p.real.Batch(ctx, n, stamp)
+}
+
+// A tick whose publishes fail for a while (the broker restarts) tries again
+// and releases every job itself, instead of ending and leaving the run to
+// the next cron minute.
+func TestTickSurvivesFailingPublishes(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	r, err := f.store.Create(ctx, 20, 1200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := &flakyPublisher{real: f.pub, fails: 5}
+	res, err := Tick(ctx, f.store, pub, Config{}, quiet)
+	if err != nil {
+		t.Fatalf("tick ended with %v after %d released; want it to publish again", err, res.Released)
+	}
+	if res.Released != 20 || res.Reason != ReasonAllOut {
+		t.Fatalf("tick = %+v, want 20 released, all out", res)
+	}
+	jobs := f.drain(t, 200*time.Millisecond)
+	checkEachOnce(t, jobs, r.ID, 20)
+	checkRate(t, jobs, 1200)
 }

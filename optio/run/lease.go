@@ -112,6 +112,10 @@ func (l *Lease) Commit(ctx context.Context, next int64, last time.Time, released
 	}
 	st, _ := res[0].(string)
 	if st == "lost" {
+		// The lease expired, or Redis lost everything: then mark the run
+		// lost, so status says so.
+		_ = markLostScript.Run(ctx, s.rdb, []string{s.runKey(l.RunID), s.currentKey(), s.lostKey()},
+			l.RunID, s.retentionSeconds()).Err()
 		return "", false, fmt.Errorf("commit releases of run %s: %w", l.RunID, ErrLeaseLost)
 	}
 	waiting, _ := res[1].(int64)

@@ -5,8 +5,10 @@
 // Keys (P is the configured prefix, "optio:" by default):
 //
 //	P current               id of the current (or last) run
+//	P lost                  id of a run Redis lost (set when a job names it and no run is current)
 //	P run:<id>              hash: the run's fields and counters
 //	P run:<id>:done         bitmap: bit j set once job j is accounted for
+//	P run:<id>:failed       bitmap: bit j set when job j was counted as failed
 //	P run:<id>:releaser     lease of the schedule invocation releasing the run
 //	P run:<id>:successor    a schedule invocation waiting to take the lease over
 //	P run:<id>:releases     hash: unix second -> jobs released in that second
@@ -65,6 +67,19 @@ var (
 	// because Redis lost its data. Never treated as a fresh start.
 	ErrUnknownRun = errors.New("unknown run")
 )
+
+// ErrLost: Redis lost the data of the current run (it restarted without
+// persistence). Matched by a *LostError.
+var ErrLost = errors.New("Redis lost the run's data")
+
+// LostError names the run whose data Redis lost.
+type LostError struct{ RunID string }
+
+func (e *LostError) Error() string {
+	return fmt.Sprintf("Redis no longer knows run %s: its data was lost (was Redis restarted without persistence?); "+
+		"its counters cannot be trusted, start a new run", e.RunID)
+}
+func (e *LostError) Unwrap() error { return ErrLost }
 
 // RunningError is returned by Create when a run is already running.
 type RunningError struct{ Run Run }

@@ -34,6 +34,8 @@ func NewStore(rdb redis.UniversalClient, prefix string, retention time.Duration)
 func (s *Store) Channel() string { return s.prefix + "events" }
 
 func (s *Store) currentKey() string            { return s.prefix + "current" }
+func (s *Store) lostKey() string               { return s.prefix + "lost" }
+func (s *Store) failedKey(id string) string    { return s.runKey(id) + ":failed" }
 func (s *Store) runKey(id string) string       { return s.prefix + "run:" + id }
 func (s *Store) doneKey(id string) string      { return s.runKey(id) + ":done" }
 func (s *Store) leaseKey(id string) string     { return s.runKey(id) + ":releaser" }
@@ -60,7 +62,7 @@ func (s *Store) Create(ctx context.Context, x, y int64) (Run, error) {
 	for attempt := 0; attempt < 5; attempt++ {
 		id := NewID(s.now())
 		res, err := createScript.Run(ctx, s.rdb,
-			[]string{s.currentKey(), s.runKey(id), s.Channel()},
+			[]string{s.currentKey(), s.runKey(id), s.Channel(), s.lostKey()},
 			s.prefix, id, x, y, s.nowMS()).Slice()
 		if err != nil {
 			return Run{}, fmt.Errorf("create run: %w", err)
@@ -85,7 +87,7 @@ func (s *Store) Create(ctx context.Context, x, y int64) (Run, error) {
 // released after Stop returns. A run that is not running comes back
 // unchanged; ErrNoRun when no run ever existed.
 func (s *Store) Stop(ctx context.Context) (Run, error) {
-	res, err := stopScript.Run(ctx, s.rdb, []string{s.currentKey(), s.Channel()},
+	res, err := stopScript.Run(ctx, s.rdb, []string{s.currentKey(), s.Channel(), s.lostKey()},
 		s.prefix, s.nowMS(), s.retentionSeconds()).Slice()
 	if err != nil {
 		return Run{}, fmt.Errorf("stop run: %w", err)
@@ -94,7 +96,7 @@ func (s *Store) Stop(ctx context.Context) (Run, error) {
 	case "none":
 		return Run{}, ErrNoRun
 	case "lost":
-		return Run{}, fmt.Errorf("stop run %v: %w (its record is gone from Redis)", res[1], ErrUnknownRun)
+		return Run{}, &LostError{RunID: fmt.Sprint(res[1])}
 	case "unchanged":
 		return hashReply(res[1])
 	}
@@ -133,6 +135,16 @@ func (s *Store) waitForRelease(ctx context.Context, id string) error {
 func (s *Store) Current(ctx context.Context) (Run, error) {
 	id, err := s.rdb.Get(ctx, s.currentKey()).Result()
 	if errors.Is(err, redis.Nil) {
+		// No run ever, or Redis lost its data: a job or tick of a run it
+		// no longer knows leaves a mark, so that loss is not shown as a
+		// fresh idle state with zero counters.
+		lost, err := s.rdb.Get(ctx, s.lostKey()).Result()
+		if err == nil {
+			return Run{}, &LostError{RunID: lost}
+		}
+		if !errors.Is(err, redis.Nil) {
+			return Run{}, fmt.Errorf("read current run: %w", err)
+		}
 		return IdleRun(), nil
 	}
 	if err != nil {
@@ -188,10 +200,18 @@ const (
 )
 
 // Begin tells whether job should be worked on: the run's state, and whether
-// the job is already accounted for (a redelivery). ErrUnknownRun when Redis
-// does not know the run.
-func (s *Store) Begin(ctx context.Context, runID string, job int64) (State, bool, error) {
-	res, err := beginScript.Run(ctx, s.rdb, []string{s.runKey(runID), s.doneKey(runID)}, job).Slice()
+// the job is already accounted for (a redelivery). A retry (a job requeued
+// from the dead-letter queue) of a job counted as failed takes the failure
+// back first, unless the run was stopped. ErrUnknownRun when Redis does not
+// know the run.
+func (s *Store) Begin(ctx context.Context, runID string, job int64, retry bool) (State, bool, error) {
+	r := "0"
+	if retry {
+		r = "1"
+	}
+	res, err := beginScript.Run(ctx, s.rdb,
+		[]string{s.runKey(runID), s.doneKey(runID), s.failedKey(runID), s.currentKey(), s.lostKey(), s.Channel()},
+		job, r, s.retentionSeconds(), s.nowMS(), runID).Slice()
 	if err != nil {
 		return "", false, fmt.Errorf("begin job %d of run %s: %w", job, runID, err)
 	}
@@ -207,8 +227,8 @@ func (s *Store) Begin(ctx context.Context, runID string, job int64) (State, bool
 // this call counted it (false: it was already accounted for).
 func (s *Store) Account(ctx context.Context, runID string, job int64, outcome Outcome) (bool, error) {
 	n, err := accountScript.Run(ctx, s.rdb,
-		[]string{s.runKey(runID), s.doneKey(runID), s.Channel(), s.releasesKey(runID)},
-		job, string(outcome), s.nowMS(), s.retentionSeconds()).Int64()
+		[]string{s.runKey(runID), s.doneKey(runID), s.Channel(), s.releasesKey(runID), s.failedKey(runID), s.currentKey(), s.lostKey()},
+		job, string(outcome), s.nowMS(), s.retentionSeconds(), runID).Int64()
 	if err != nil {
 		return false, fmt.Errorf("count job %d of run %s as %s: %w", job, runID, outcome, err)
 	}

@@ -128,7 +128,7 @@ func TestAccountCountsEachJobOnce(t *testing.T) {
 	if counted != 50 || got.Processed != 45 || got.Failed != 5 || got.State != Completed || got.FinishedAt == nil {
 		t.Fatalf("counted %d; run = %+v; want 45 processed, 5 failed, completed", counted, got)
 	}
-	if _, done, err := s.Begin(ctx, r.ID, 7); err != nil || !done {
+	if _, done, err := s.Begin(ctx, r.ID, 7, false); err != nil || !done {
 		t.Fatalf("Begin of an accounted job: done=%v err=%v", done, err)
 	}
 }
@@ -144,7 +144,7 @@ func TestCancelledJobsDoNotComplete(t *testing.T) {
 	if _, err := s.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	st, done, err := s.Begin(ctx, r.ID, 1)
+	st, done, err := s.Begin(ctx, r.ID, 1, false)
 	if err != nil || st != Stopped || done {
 		t.Fatalf("Begin after stop = %v %v %v", st, done, err)
 	}
@@ -163,7 +163,7 @@ func TestUnknownRunIsAnError(t *testing.T) {
 	t.Parallel()
 	s := newTestStore(t)
 	ctx := context.Background()
-	if _, _, err := s.Begin(ctx, "r-gone", 1); !errors.Is(err, ErrUnknownRun) {
+	if _, _, err := s.Begin(ctx, "r-gone", 1, false); !errors.Is(err, ErrUnknownRun) {
 		t.Fatalf("Begin: %v, want ErrUnknownRun", err)
 	}
 	if _, err := s.Account(ctx, "r-gone", 1, Processed); !errors.Is(err, ErrUnknownRun) {
@@ -234,5 +234,84 @@ func TestLeaseIsExclusive(t *testing.T) {
 	// The first holder's lease is gone: its commits must fail.
 	if _, _, err := l.Commit(ctx, 4, time.Now(), 1, nil); !errors.Is(err, ErrLeaseLost) {
 		t.Fatalf("stale Commit: %v, want ErrLeaseLost", err)
+	}
+}
+
+// After Redis lost its data, a job of the lost run marks it, and Current
+// and Stop name the lost run instead of showing an idle state with zero
+// counters; a new run clears the mark.
+func TestLostRunIsReportedNotReset(t *testing.T) {
+	t.Parallel()
+	s := newTestStore(t)
+	ctx := context.Background()
+	r, err := s.Create(ctx, 10, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Account(ctx, r.ID, 0, Processed); err != nil {
+		t.Fatal(err)
+	}
+	// Redis restarts without persistence: every key of the prefix is gone.
+	keys, _ := s.rdb.Keys(ctx, s.prefix+"*").Result()
+	s.rdb.Del(ctx, keys...)
+	if _, _, err := s.Begin(ctx, r.ID, 1, false); !errors.Is(err, ErrUnknownRun) {
+		t.Fatalf("Begin of a job of the lost run: %v, want ErrUnknownRun", err)
+	}
+	var lost *LostError
+	if got, err := s.Current(ctx); !errors.As(err, &lost) || lost.RunID != r.ID || !errors.Is(err, ErrLost) {
+		t.Fatalf("Current after the loss = %+v, %v; want a LostError naming %s", got, err, r.ID)
+	}
+	if _, err := s.Stop(ctx); !errors.Is(err, ErrLost) {
+		t.Fatalf("Stop after the loss: %v, want ErrLost", err)
+	}
+	if _, err := s.Account(ctx, r.ID, 1, Processed); !errors.Is(err, ErrUnknownRun) {
+		t.Fatalf("Account after the loss: %v, want ErrUnknownRun", err)
+	}
+	if n, _ := s.rdb.Exists(ctx, s.runKey(r.ID), s.doneKey(r.ID)).Result(); n != 0 {
+		t.Fatalf("the lost run was recreated from zero (%d keys)", n)
+	}
+	r2, err := s.Create(ctx, 5, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Current(ctx); err != nil || got.ID != r2.ID {
+		t.Fatalf("Current after a new run = %+v, %v", got, err)
+	}
+}
+
+// A job requeued from the dead-letter queue (retry) that was counted as
+// failed is counted again: failed goes down and processed up, once, however
+// often the retry is delivered. A retry of a processed job changes nothing.
+func TestRetryTakesAFailureBack(t *testing.T) {
+	t.Parallel()
+	s := newTestStore(t)
+	ctx := context.Background()
+	r, _ := s.Create(ctx, 2, 60)
+	if _, err := s.Account(ctx, r.ID, 0, Processed); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Account(ctx, r.ID, 1, Failed); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Get(ctx, r.ID); got.State != Completed || got.Failed != 1 {
+		t.Fatalf("run = %+v, want completed with 1 failed", got)
+	}
+	for i := range 2 {
+		st, done, err := s.Begin(ctx, r.ID, 1, true)
+		if err != nil || st != Completed || done != (i == 1) {
+			t.Fatalf("retry %d of the failed job: Begin = %v %v %v", i, st, done, err)
+		}
+		if i == 0 {
+			if counted, err := s.Account(ctx, r.ID, 1, Processed); err != nil || !counted {
+				t.Fatalf("Account of the retried job: %v %v", counted, err)
+			}
+		}
+	}
+	if _, done, err := s.Begin(ctx, r.ID, 0, true); err != nil || !done {
+		t.Fatalf("retry of a processed job: done=%v err=%v, want done", done, err)
+	}
+	got, _ := s.Get(ctx, r.ID)
+	if got.Processed != 2 || got.Failed != 0 || got.Done != 2 || got.State != Completed {
+		t.Fatalf("run after the retry = %+v, want 2 processed, 0 failed, completed", got)
 	}
 }
