@@ -1,0 +1,155 @@
+package deploytest
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+)
+
+// pinnedImage is name:version, with an optional @sha256 digest; "latest"
+// and floating tags without a patch version are not pinned.
+var pinnedImage = regexp.MustCompile(`^[a-z0-9./_-]+:v?[0-9]+\.[0-9]+\.[0-9]+[a-z0-9._-]*(@sha256:[0-9a-f]{64})?$`)
+
+// TestDockerfiles parses each image's Dockerfile with BuildKit's own parser
+// and checks: multi-stage, every base image pinned, the final stage runs as
+// a non-root user and has a HEALTHCHECK, every COPY from the context names a
+// file of the repository that the Dockerfile's .dockerignore lets through.
+func TestDockerfiles(t *testing.T) {
+	t.Parallel()
+	root := RepoRoot()
+	files, err := filepath.Glob(filepath.Join(root, "deploy", "docker", "*.Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range files {
+		names = append(names, strings.TrimSuffix(filepath.Base(f), ".Dockerfile"))
+	}
+	if want := []string{"connector", "relay", "runtime"}; !slices.Equal(names, want) {
+		t.Fatalf("Dockerfiles %v, want %v", names, want)
+	}
+	for _, path := range files {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			t.Parallel()
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			res, err := parser.Parse(f)
+			if err != nil {
+				t.Fatalf("parsing: %v", err)
+			}
+			for _, w := range res.Warnings {
+				t.Errorf("parser warning: %s", w.Short)
+			}
+			stages, _, err := instructions.Parse(res.AST, nil)
+			if err != nil {
+				t.Fatalf("instructions: %v", err)
+			}
+			if len(stages) < 2 {
+				t.Errorf("%d stage(s); want a multi-stage build", len(stages))
+			}
+			named := map[string]bool{}
+			for _, st := range stages {
+				if !named[st.BaseName] && !pinnedImage.MatchString(st.BaseName) {
+					t.Errorf("FROM %s is not pinned to a version", st.BaseName)
+				}
+				if st.Name != "" {
+					named[st.Name] = true
+				}
+			}
+			ignore := readIgnore(t, path+".dockerignore")
+			for _, st := range stages {
+				for _, cmd := range st.Commands {
+					c, ok := cmd.(*instructions.CopyCommand)
+					if !ok {
+						continue
+					}
+					if c.From != "" {
+						if !named[c.From] && !pinnedImage.MatchString(c.From) {
+							t.Errorf("COPY --from=%s names neither an earlier stage nor a pinned image", c.From)
+						}
+						continue
+					}
+					for _, src := range c.SourcePaths {
+						rel := filepath.Clean(src)
+						if _, err := os.Stat(filepath.Join(root, rel)); err != nil {
+							t.Errorf("COPY %s: not in the repository (the build context is its root)", src)
+						}
+						if ignore.excludes(rel) {
+							t.Errorf("COPY %s: excluded by %s", src, filepath.Base(path)+".dockerignore")
+						}
+					}
+				}
+			}
+			final := stages[len(stages)-1]
+			var user string
+			var health bool
+			for _, cmd := range final.Commands {
+				switch c := cmd.(type) {
+				case *instructions.UserCommand:
+					user = c.User
+				case *instructions.HealthCheckCommand:
+					health = c.Health != nil && len(c.Health.Test) > 0 && c.Health.Test[0] != "NONE"
+				}
+			}
+			if u, _, _ := strings.Cut(user, ":"); u == "" || u == "root" || u == "0" {
+				t.Errorf("final stage runs as %q; want a non-root USER", user)
+			}
+			if !health {
+				t.Errorf("final stage has no HEALTHCHECK")
+			}
+		})
+	}
+}
+
+// ignoreRules is a .dockerignore reduced to what these files use: patterns
+// of whole top-level entries or "*", with "!" exceptions, last match wins.
+type ignoreRules []struct {
+	pattern string
+	negate  bool
+}
+
+func readIgnore(t *testing.T, path string) ignoreRules {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("each Dockerfile has its own ignore file: %v", err)
+	}
+	var rules ignoreRules
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		neg := strings.HasPrefix(line, "!")
+		rules = append(rules, struct {
+			pattern string
+			negate  bool
+		}{strings.TrimSuffix(strings.TrimPrefix(line, "!"), "/"), neg})
+	}
+	return rules
+}
+
+func (r ignoreRules) excludes(rel string) bool {
+	excluded := false
+	first, _, _ := strings.Cut(rel, string(filepath.Separator))
+	for _, rule := range r {
+		match := rule.pattern == "*" || rule.pattern == first || rule.pattern == rel
+		if strings.HasPrefix(rule.pattern, "**/") {
+			ok, _ := filepath.Match(strings.TrimPrefix(rule.pattern, "**/"), filepath.Base(rel))
+			match = ok
+		}
+		if match {
+			excluded = !rule.negate
+		}
+	}
+	return excluded
+}
