@@ -69,7 +69,7 @@ after(async () => {
     const q = (p) => s[Math.min(s.length - 1, Math.floor(p * s.length))];
     const summary = { changes: s.length, medianMs: q(0.5), p95Ms: q(0.95), worstMs: s[s.length - 1] };
     writeFileSync(join(ARTIFACTS, "latency.json"), JSON.stringify(summary, null, 2) + "\n");
-    console.log(`# latency from a counter change in Redis to the page: ${JSON.stringify(summary)}`);
+    console.log(`latency from a counter change in Redis to the page: ${JSON.stringify(summary)}`);
     // Invariant 5: a change reaches an open dashboard within 1 second. The
     // 95th percentile is held to it (the worst is reported), so that one
     // scheduling hiccup of a loaded machine does not fail the suite.
@@ -235,6 +235,7 @@ describe("dashboard", () => {
     await waitFor("10 jobs processed on the page", async () => (await num(page, "#processed")) >= 10);
     assert.equal(await text(page, "#state"), "running");
     assert.notEqual(await text(page, "#eta"), "–", "ETA shown while running");
+    await waitFor("process replicas shown", async () => /^[1-9]\d*$/.test(await text(page, "#replicas")));
     await page.screenshot({ path: join(ARTIFACTS, "mid-run.png"), fullPage: true });
     const stopAt = Date.now();
     await page.getByRole("button", { name: "Stop" }).click();

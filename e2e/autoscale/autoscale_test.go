@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,8 +81,9 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	// The lock wait covers the other e2e package, whose stack holds the
-	// gateway's ports while it runs.
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	// gateway's ports while it runs (go test runs packages in parallel);
+	// the test binary's -timeout only starts counting in m.Run.
+	ctx, cancel := context.WithTimeout(context.Background(), 35*time.Minute)
 	defer cancel()
 	s, err := supervisor.Start(ctx, supervisor.Config{
 		BinDir:         bin,
@@ -91,7 +93,7 @@ func runSuite(m *testing.M) int {
 		ESURL:          esURL,
 		Env:            env,
 		Alerting:       alerting,
-		LockWait:       12 * time.Minute,
+		LockWait:       30 * time.Minute,
 		Output:         log,
 	})
 	if err != nil {
@@ -268,6 +270,9 @@ func call[T any](t *testing.T, method, path, body string, want int) T {
 	req, err := http.NewRequest(method, stack.GatewayURL()+path, bytes.NewReader([]byte(body)))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if strings.HasPrefix(path, "/system/") { // the gateway's basic auth
+		req.SetBasicAuth(stack.Credentials().User, stack.Credentials().Password)
 	}
 	return do[T](t, req, want)
 }

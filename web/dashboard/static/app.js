@@ -14,7 +14,7 @@
     conn: $("conn"), connText: $("conn-text"), state: $("state"), runId: $("run-id"),
     bar: $("bar"), fill: $("bar-fill"), progress: $("progress-text"), percent: $("percent"),
     enqueued: $("enqueued"), processed: $("processed"), failed: $("failed"), cancelled: $("cancelled"),
-    rateCfg: $("rate-configured"), rateMeasured: $("rate-measured"), eta: $("eta"),
+    rateCfg: $("rate-configured"), rateMeasured: $("rate-measured"), eta: $("eta"), replicas: $("replicas"),
     canvas: $("chart"), caption: $("chart-caption"),
   };
 
@@ -323,8 +323,26 @@
     timer = setTimeout(connect, left);
   }
 
+  // ---- process replicas ---------------------------------------------------
+
+  // The relay pushes counters, not replicas: status reports how many
+  // replicas of process are ready (autoscaling moves it), so the page asks it
+  // every 2 s while it is visible. "–" when it cannot tell.
+  async function pollReplicas() {
+    if (!document.hidden) {
+      let n;
+      try {
+        const res = await fetch("function/status");
+        if (res.ok) n = (await res.json()).processReplicas;
+      } catch { /* shown as unknown */ }
+      el.replicas.textContent = Number.isInteger(n) && n >= 0 ? fmt.format(n) : "–";
+    }
+    setTimeout(pollReplicas, 2000);
+  }
+
   window.addEventListener("online", () => { if (el.conn.dataset.conn === "closed") { attempt = 0; connect(); } });
 
   update();
   connect();
+  pollReplicas();
 })();
