@@ -26,6 +26,9 @@ type source struct {
 
 	// healthy is whether the last exchange with Redis succeeded.
 	healthy atomic.Bool
+	// failing is whether a failure was logged and no success since; only
+	// the Run goroutine uses it.
+	failing bool
 }
 
 // Run subscribes and feeds the hub until ctx ends.
@@ -81,11 +84,16 @@ func (s *source) snapshot(ctx context.Context) {
 	defer cancel()
 	r, err := s.store.Current(ctx)
 	if err != nil {
-		if ctx.Err() == nil || s.healthy.Load() {
-			s.log.Warn("reading the current run failed", "err", err)
+		if !s.failing {
+			s.log.Warn("reading the current run failed; retrying", "err", err)
+			s.failing = true
 		}
 		s.healthy.Store(false)
 		return
+	}
+	if s.failing {
+		s.log.Info("reading the current run works again")
+		s.failing = false
 	}
 	s.healthy.Store(true)
 	s.offer(ctx, r)
