@@ -42,7 +42,7 @@ func (h *Hub) Update(r run.Run) bool { return h.update(r, nil) }
 func (h *Hub) NeedsHistory(r run.Run) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return r.Processed > 0 && (h.meter == nil || h.meter.runID != r.ID)
+	return r.Processed > 0 && (h.meter == nil || h.meter.runID != r.ID) && (!h.have || supersedes(r, h.cur))
 }
 
 // UpdateWithHistory is Update for a run the relay meets in mid-run, with

@@ -191,3 +191,20 @@ func TestMeterMidRunFromReleaseHistory(t *testing.T) {
 		t.Fatalf("buckets after a live change (-want +got):\n%s", diff)
 	}
 }
+
+func TestNeedsHistoryOnlyForARunShown(t *testing.T) {
+	t.Parallel()
+	h := NewHub(func() time.Time { return at(100) })
+	a := run.Run{ID: "a", State: run.Stopped, StartedAt: ptr(at(0)), Processed: 5}
+	b := run.Run{ID: "b", State: run.Running, StartedAt: ptr(at(50)), Processed: 3}
+	if !h.NeedsHistory(b) {
+		t.Fatal("a run met in mid-run needs its history")
+	}
+	h.UpdateWithHistory(b, nil)
+	if h.NeedsHistory(with(b, func(r *run.Run) { r.Processed = 4 })) {
+		t.Fatal("history asked again for the run followed")
+	}
+	if h.NeedsHistory(with(a, func(r *run.Run) { r.Cancelled = 1 })) {
+		t.Fatal("history asked for an older run's late event")
+	}
+}
