@@ -193,6 +193,9 @@ func (m *meter) throughput() Throughput {
 // derive adds the measured rate and the ETA to r as of now.
 func (m *meter) derive(r run.Run, now time.Time) State {
 	s := State{Run: r}
+	if r.ID == "" {
+		return s // idle: nothing to measure
+	}
 	end := now
 	if r.State != run.Running && r.FinishedAt != nil {
 		end = *r.FinishedAt

@@ -194,6 +194,7 @@
     requestAnimationFrame(() => { chartQueued = false; drawChart(); });
   }
   new ResizeObserver(scheduleChart).observe(el.canvas);
+  matchMedia("(prefers-color-scheme: dark)").addEventListener("change", scheduleChart);
 
   // niceMax rounds v up to 1, 2 or 5 times a power of ten.
   function niceMax(v) {
@@ -264,7 +265,7 @@
     g.fillStyle = color("--muted");
     g.textBaseline = "top";
     g.textAlign = "left";
-    g.fillText(tp ? timeOf(tp.start) : "", left, h - bottom + 6);
+    g.fillText(counts.length ? timeOf(tp.start) : "", left, h - bottom + 6);
     g.textAlign = "right";
     g.fillText(`+${duration(slots * width)}`, w - right, h - bottom + 6);
 
