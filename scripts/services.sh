@@ -19,6 +19,11 @@ install_missing() {
 	have rabbitmq-server || pkgs+=(rabbitmq-server)
 	have prometheus || [ -x /usr/bin/prometheus ] || pkgs+=(prometheus)
 	have prometheus-alertmanager || have alertmanager || [ -x /usr/bin/prometheus-alertmanager ] || pkgs+=(prometheus-alertmanager)
+	# The dashboard's browser tests: Debian's Chromium (never a downloaded
+	# browser) driven by playwright-core on Node.js.
+	[ -x /usr/bin/chromium ] || pkgs+=(chromium)
+	have node || pkgs+=(nodejs)
+	have npm || pkgs+=(npm)
 	[ ${#pkgs[@]} -eq 0 ] && return 0
 	if [ "$(id -u)" != 0 ] || ! have apt-get; then
 		say "missing ${pkgs[*]} and cannot install them here (needs root and apt-get): install them, then run this again"
