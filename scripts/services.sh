@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # services.sh makes sure Redis (127.0.0.1:6379) and RabbitMQ (127.0.0.1:5672)
 # run on this machine, for `make up`, the tests and .ci/run. It installs
-# redis-server, rabbitmq-server, prometheus and prometheus-alertmanager from
-# the OS packages when they are missing and it can (root with apt-get), starts
-# Redis and RabbitMQ when they are installed and stopped, and does nothing
-# when they already run. Prometheus and Alertmanager are only installed:
-# optio-up starts its own.
+# redis-server, rabbitmq-server, prometheus, prometheus-alertmanager and, for
+# the browser tests, chromium and Node.js from the OS packages when they are
+# missing and it can (root with apt-get), starts Redis and RabbitMQ when they
+# are installed and stopped, and does nothing when they already run.
+# Prometheus and Alertmanager are only installed: optio-up starts its own.
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
 
