@@ -21,6 +21,7 @@ var stack struct {
 	gateway *gateway
 	index   *index.Index
 	env     map[string]string
+	bin     string
 }
 
 func TestMain(m *testing.M) {
@@ -60,7 +61,7 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute) // LockWait, then the start
 	defer cancel()
 	s, err := supervisor.Start(ctx, supervisor.Config{
 		BinDir:         bin,
@@ -86,9 +87,10 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	stack.Stack, stack.index, stack.env = s, ix, env
+	stack.Stack, stack.index, stack.env, stack.bin = s, ix, env, bin
 	stack.gateway = &gateway{url: s.GatewayURL(), http: &http.Client{Timeout: time.Minute}}
 	code := m.Run()
+	printFaultTable()
 	s.Stop()
 	if code != 0 {
 		fmt.Fprintf(os.Stderr, "stack logs kept in %s\n", state)

@@ -22,6 +22,7 @@ const processFunction = "process"
 type deps struct {
 	store    *run.Store
 	replicas *replica.Counter
+	token    string // required API token: only with OPTIO_STATUS_AUTH=true
 }
 
 var setup = sync.OnceValues(func() (deps, error) {
@@ -42,7 +43,11 @@ var setup = sync.OnceValues(func() (deps, error) {
 	if err != nil {
 		return deps{}, err
 	}
-	return deps{store: store, replicas: counter}, nil
+	d := deps{store: store, replicas: counter}
+	if cfg.StatusAuth {
+		d.token = cfg.APIToken
+	}
+	return d, nil
 })
 
 // answer is the run with the replicas of process: how many are ready right
@@ -61,6 +66,9 @@ func Handle(req handler.Request) (handler.Response, error) {
 	d, err := setup()
 	if err != nil {
 		return api.Fail(http.StatusInternalServerError, "configuration: "+err.Error()), nil
+	}
+	if resp, ok := api.Authorize(req, d.token); !ok {
+		return resp, nil
 	}
 	ctx := api.Context(req)
 	replicas := make(chan int, 1)

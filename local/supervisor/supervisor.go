@@ -38,6 +38,7 @@ const (
 // Stack is a running product.
 type Stack struct {
 	cfg      Config
+	creds    Credentials // the gateway's basic auth
 	unlock   func()
 	children []*child // in start order
 	deps     []types.FunctionDeployment
@@ -48,6 +49,10 @@ type Stack struct {
 
 // GatewayURL is where the functions are called.
 func (s *Stack) GatewayURL() string { return GatewayURL }
+
+// Credentials are the gateway's basic auth credentials for /system, kept
+// in StateDir/gateway.
+func (s *Stack) Credentials() Credentials { return s.creds }
 
 // PID is the process id of a component (esstore, prometheus, provider,
 // gateway, connector, relay), or 0 when it does not run.
@@ -92,6 +97,15 @@ func (s *Stack) start(ctx context.Context) error {
 	deps, err := readStack(cfg.StackFile, cfg.lookup(os.LookupEnv), cfg.Env)
 	if err != nil {
 		return err
+	}
+	if s.creds, err = gatewayCredentials(cfg.StateDir); err != nil {
+		return err
+	}
+	// Functions that call the gateway's /system API (status counts the
+	// replicas of process) read these, as they would the secrets
+	// basic-auth-user and basic-auth-password on a cluster.
+	for _, d := range deps {
+		d.EnvVars["OPENFAAS_USER"], d.EnvVars["OPENFAAS_PASSWORD"] = s.creds.User, s.creds.Password
 	}
 	s.deps = deps
 	for _, d := range []string{"logs", "prometheus", "esstore"} {
@@ -155,7 +169,9 @@ func (s *Stack) start(ctx context.Context) error {
 		"max_idle_conns_per_host=1024",
 		"function_namespace=openfaas-fn",
 		"scale_from_zero=false",
-		"basic_auth=false",
+		// /system needs basic auth, as OpenFaaS sets it up by default.
+		"basic_auth=true",
+		"secret_mount_path=" + s.creds.Dir,
 	}
 	if err := s.launch(ctx, childSpec{
 		name:   "gateway",
@@ -190,7 +206,8 @@ func (s *Stack) bin(name string) string { return filepath.Join(s.cfg.BinDir, nam
 
 // serviceEnv is the environment of the connector and the relay.
 func (s *Stack) serviceEnv() []string {
-	env := []string{"OPTIO_GATEWAY_URL=" + GatewayURL}
+	env := []string{"OPTIO_GATEWAY_URL=" + GatewayURL,
+		"OPENFAAS_USER=" + s.creds.User, "OPENFAAS_PASSWORD=" + s.creds.Password}
 	if s.cfg.ESURL == "" {
 		env = append(env, "ES_URL="+ESStoreURL)
 	}
@@ -369,6 +386,7 @@ func (s *Stack) api(ctx context.Context, method, path string, body any) (int, st
 		return 0, "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth(s.creds.User, s.creds.Password)
 	res, err := s.client.Do(req)
 	if err != nil {
 		return 0, "", err

@@ -107,6 +107,35 @@ functions:
 	if code, body := call(); code != http.StatusOK || body != "ok" {
 		t.Fatalf("invoke noop: %d %q", code, body)
 	}
+	// The gateway's /system API needs the generated credentials, kept in
+	// files only the owner can read.
+	creds := st.Credentials()
+	for _, name := range []string{"basic-auth-user", "basic-auth-password"} {
+		if fi, err := os.Stat(filepath.Join(creds.Dir, name)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("credentials file %s: %v, mode %v; want 0600", name, err, fi)
+		}
+	}
+	system := func(user, password string) int {
+		req, _ := http.NewRequest(http.MethodGet, st.GatewayURL()+"/system/functions", nil)
+		if user != "" {
+			req.SetBasicAuth(user, password)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if code := system("", ""); code != http.StatusUnauthorized {
+		t.Errorf("GET /system/functions without credentials answered %d, want 401", code)
+	}
+	if code := system(creds.User, "wrong"); code != http.StatusUnauthorized {
+		t.Errorf("GET /system/functions with a wrong password answered %d, want 401", code)
+	}
+	if code := system(creds.User, creds.Password); code != http.StatusOK {
+		t.Errorf("GET /system/functions with the credentials answered %d, want 200", code)
+	}
 	secret, err := os.ReadFile(filepath.Join(state, "provider", "functions", "noop", "secrets", "es-password"))
 	if err != nil || string(secret) != "pw" {
 		t.Errorf("secret es-password = %q, %v; want it created from ES_PASSWORD", secret, err)

@@ -90,6 +90,9 @@ func (c Config) validate() error {
 			return fmt.Errorf("%s=%q is not a URL with a scheme and a host", u.name, u.value)
 		}
 	}
+	if c.StatusAuth && c.APIToken == "" {
+		return fmt.Errorf("OPTIO_STATUS_AUTH=true needs an API token (OPTIO_API_TOKEN or the secret optio-api-token)")
+	}
 	if c.DeliveryLimit < 1 || c.DeliveryLimit > 1000 {
 		return fmt.Errorf("OPTIO_DELIVERY_LIMIT=%d must be between 1 and 1000", c.DeliveryLimit)
 	}

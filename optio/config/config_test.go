@@ -50,3 +50,43 @@ func TestSecretFromFile(t *testing.T) {
 		t.Fatalf("the environment must win over the secret file, got %q", c2.ESPassword)
 	}
 }
+
+func TestAPIToken(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "optio-api-token"), []byte("from-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		env        map[string]string
+		token      string
+		statusAuth bool
+		err        string
+	}{
+		{"none", map[string]string{}, "", false, ""},
+		{"env", map[string]string{"OPTIO_API_TOKEN": "t1"}, "t1", false, ""},
+		{"secret", map[string]string{"OPTIO_SECRETS_DIR": dir}, "from-secret", false, ""},
+		{"status auth", map[string]string{"OPTIO_API_TOKEN": "t1", "OPTIO_STATUS_AUTH": "true"}, "t1", true, ""},
+		{"status auth without token", map[string]string{"OPTIO_STATUS_AUTH": "true"}, "", true, "needs an API token"},
+		{"status auth not a bool", map[string]string{"OPTIO_STATUS_AUTH": "yes please"}, "", false, "OPTIO_STATUS_AUTH"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if tt.env["OPTIO_SECRETS_DIR"] == "" {
+				tt.env["OPTIO_SECRETS_DIR"] = t.TempDir()
+			}
+			c, err := Read(Map(tt.env))
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want one naming %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil || c.APIToken != tt.token || c.StatusAuth != tt.statusAuth {
+				t.Fatalf("Read = token %q status auth %v, %v; want %q %v", c.APIToken, c.StatusAuth, err, tt.token, tt.statusAuth)
+			}
+		})
+	}
+}

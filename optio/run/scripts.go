@@ -107,6 +107,10 @@ if not st then
   return -1
 end
 if redis.call('SETBIT', KEYS[2], ARGV[1], 1) == 1 then return 0 end
+if st ~= 'running' then
+  -- The run has ended: a bitmap first written now must expire too.
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
+end
 if ARGV[2] == 'failed' then
   redis.call('SETBIT', KEYS[5], ARGV[1], 1)
   if st ~= 'running' then redis.call('EXPIRE', KEYS[5], tonumber(ARGV[4])) end

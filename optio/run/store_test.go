@@ -315,3 +315,26 @@ func TestRetryTakesAFailureBack(t *testing.T) {
 		t.Fatalf("run after the retry = %+v, want 2 processed, 0 failed, completed", got)
 	}
 }
+
+// Every key of a run that ended expires, including the bitmap of a run
+// stopped before any job was accounted for (its first bit is set after the
+// stop), so Redis does not grow with every run.
+func TestKeysOfAnEndedRunExpire(t *testing.T) {
+	t.Parallel()
+	s := newTestStore(t)
+	ctx := context.Background()
+	r, _ := s.Create(ctx, 3, 60)
+	if _, err := s.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for job, outcome := range []Outcome{Cancelled, Failed} {
+		if _, err := s.Account(ctx, r.ID, int64(job), outcome); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range []string{s.runKey(r.ID), s.doneKey(r.ID), s.failedKey(r.ID)} {
+		if ttl := s.rdb.TTL(ctx, k).Val(); ttl <= 0 {
+			t.Errorf("key %s of a stopped run has TTL %v, want it to expire", k, ttl)
+		}
+	}
+}

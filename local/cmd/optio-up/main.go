@@ -32,8 +32,10 @@ func main() {
 		log.Error("optio-up could not start the stack", "error", err)
 		os.Exit(1)
 	}
-	fmt.Printf("\nOptio is up.\n  dashboard: %s\n  gateway:   %s\n  logs:      %s/logs\nCtrl-C stops everything.\n\n",
-		supervisor.DashboardURL, st.GatewayURL(), cfg.StateDir)
+	creds := st.Credentials()
+	fmt.Printf("\nOptio is up.\n  dashboard: %s\n  gateway:   %s\n  logs:      %s/logs\n"+
+		"  gateway /system API: user %s, password %s (kept in %s, mode 0600)\nCtrl-C stops everything.\n\n",
+		supervisor.DashboardURL, st.GatewayURL(), cfg.StateDir, creds.User, creds.Password, creds.Dir)
 	<-ctx.Done()
 	stop() // a second Ctrl-C ends optio-up at once; its children get SIGTERM
 	fmt.Println("\nstopping…")
