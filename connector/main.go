@@ -12,6 +12,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"log"
 	"log/slog"
 	"net/http"
@@ -33,9 +34,15 @@ func run() int {
 		return 2
 	}
 	// connector-sdk logs every invocation with the standard logger: send
-	// those lines to slog at debug level.
+	// those lines to slog at debug level, or, below debug, to io.Discard,
+	// which the standard logger recognises and then formats nothing: no
+	// per-message work on the hot path.
 	log.SetFlags(0)
-	log.SetOutput(debugWriter{logger})
+	if logger.Enabled(context.Background(), slog.LevelDebug) {
+		log.SetOutput(debugWriter{logger})
+	} else {
+		log.SetOutput(io.Discard)
+	}
 	// faas-provider's SDK, which connector-sdk's lookup builder uses,
 	// ignores the client it is given and calls http.DefaultClient: bound it
 	// so that a hung gateway cannot stall the topic refresh for ever.

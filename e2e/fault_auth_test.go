@@ -150,15 +150,21 @@ func TestBadInputChangesNothing(t *testing.T) {
 			t.Errorf("run with %.50q answered %d %s, want 4xx with an error", body, code, b)
 		}
 	}
-	// A 1 MiB body is refused without being read into a run.
-	big := bytes.Repeat([]byte("9"), 1<<20)
-	res, err := g.http.Post(g.url+"/function/run", "application/json", bytes.NewReader(big))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusRequestEntityTooLarge {
-		t.Errorf("run with a 1 MiB body answered %d, want 413", res.StatusCode)
+	// Oversized bodies are refused with 413 and {"error"}: over the run
+	// request's 64 KiB by run itself, over 1 MiB by the watchdog before
+	// the body is read into memory.
+	for _, size := range []int{1 << 20, 40 << 20} {
+		res, err := g.http.Post(g.url+"/function/run", "application/json", bytes.NewReader(bytes.Repeat([]byte("9"), size)))
+		if err != nil {
+			t.Fatalf("run with a %d-byte body: %v", size, err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		var answer map[string]any
+		_ = json.Unmarshal(b, &answer)
+		if msg, _ := answer["error"].(string); res.StatusCode != http.StatusRequestEntityTooLarge || msg == "" {
+			t.Errorf("run with a %d-byte body answered %d %.80q, want 413 with {\"error\"}", size, res.StatusCode, b)
+		}
 	}
 	after := snapshot()
 	if len(after) != len(before) {

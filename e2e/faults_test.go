@@ -145,13 +145,16 @@ func TestFaults(t *testing.T) {
 		storeFault(t, map[string]any{"status": 429, "count": 300})
 		storeFault(t, map[string]any{"drop": true, "count": 50})
 		storeFault(t, map[string]any{"delayMs": 3000, "count": 30})
+		// Stalls longer than an attempt may wait: the write times out and
+		// is tried again.
+		storeFault(t, map[string]any{"delayMs": 16_000, "count": 3})
 		time.Sleep(3 * time.Second)
 		// Unavailable for 12 s: longer than a job's whole delivery budget
 		// at the connector's retry delays.
 		storeFault(t, map[string]any{"status": 503, "count": 1_000_000})
 		time.Sleep(12 * time.Second)
 		clearStoreFaults(t)
-		final := finish(t, "Elasticsearch (the store) answers 429, 503 for 12 s, drops connections and stalls 3 s", r, 2*time.Minute)
+		final := finish(t, "Elasticsearch (the store) answers 429, 503 for 12 s, drops connections, stalls 3 s and 16 s (client timeouts)", r, 2*time.Minute)
 		if final.Failed != 0 {
 			t.Errorf("%d jobs failed; an unavailable store must cost retries, not jobs", final.Failed)
 		}

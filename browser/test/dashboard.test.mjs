@@ -283,6 +283,34 @@ describe("dashboard", () => {
     await api("POST", "/function/stop");
   });
 
+  it("asks for the API token when run answers 401, then sends it", async () => {
+    await stopAnyRun();
+    const page = await chromium.context.newPage();
+    const auth = [];
+    // A gateway whose run needs a token (OPTIO_API_TOKEN); the right token
+    // gets a 409, so no run is started by this test.
+    await page.route("**/function/run", (route) => {
+      const header = route.request().headers()["authorization"] || "";
+      auth.push(header);
+      const ok = header === "Bearer tok-e2e";
+      return route.fulfill({
+        status: ok ? 409 : 401, contentType: "application/json",
+        body: JSON.stringify({ error: ok ? "a run is running (test)" : "this call needs an API token" }),
+      });
+    });
+    let asked = "";
+    page.on("dialog", (d) => { asked = d.message(); d.accept("tok-e2e"); });
+    await page.goto(STACK_RELAY + "/");
+    await page.getByLabel("Total jobs (X)").fill("5");
+    await page.getByLabel("Jobs per minute (Y)").fill("600");
+    await page.getByRole("button", { name: "Start" }).click();
+    await page.getByRole("alert").filter({ hasText: "Refused (409)" }).waitFor();
+    assert.match(asked, /token/i, "the page asked for the token");
+    assert.deepEqual(auth, ["", "Bearer tok-e2e"], "sent again with the token");
+    assert.equal(await page.evaluate(() => sessionStorage.getItem("optio-api-token")), "tok-e2e");
+    await page.close();
+  });
+
   it("reconnects after a relay restart in mid-run and catches up", async () => {
     await stopAnyRun();
     const base = `http://127.0.0.1:${ownRelayPort}`;

@@ -10,6 +10,7 @@ package watchdog
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -41,8 +42,8 @@ type Config struct {
 	// (exec_timeout); 0 means none. Default 10s.
 	ExecTimeout time.Duration
 	// MaxBodyBytes is the largest request body read into memory; a larger one
-	// gets 413 (OPTIO_WATCHDOG_MAX_BODY). Default 32 MiB. Functions apply
-	// their own, smaller limits.
+	// gets 413 (OPTIO_WATCHDOG_MAX_BODY). Default 1 MiB: no Optio function
+	// takes more than 64 KiB, and each applies its own, smaller limit.
 	MaxBodyBytes int64
 	// Logger receives errors. Default slog.Default().
 	Logger *slog.Logger
@@ -64,7 +65,7 @@ func ReadConfig(env config.Getenv) (Config, error) {
 	if c.ExecTimeout, err = timeout(env, "exec_timeout"); err != nil {
 		return c, err
 	}
-	n, err := config.Int(env, "OPTIO_WATCHDOG_MAX_BODY", 32<<20)
+	n, err := config.Int(env, "OPTIO_WATCHDOG_MAX_BODY", 1<<20)
 	if err != nil {
 		return c, err
 	}
@@ -169,10 +170,10 @@ func (c Config) call(w http.ResponseWriter, r *http.Request, handle HandleFunc) 
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			http.Error(w, fmt.Sprintf("request body larger than %d bytes", tooBig.Limit), http.StatusRequestEntityTooLarge)
+			jsonError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", tooBig.Limit))
 			return
 		}
-		http.Error(w, "reading request body: "+err.Error(), http.StatusBadRequest)
+		jsonError(w, http.StatusBadRequest, "reading request body: "+err.Error())
 		return
 	}
 	ctx := r.Context()
@@ -207,6 +208,14 @@ func (c Config) call(w http.ResponseWriter, r *http.Request, handle HandleFunc) 
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(res.Body)
+}
+
+// jsonError answers status with {"error": msg}, as the functions do.
+func jsonError(w http.ResponseWriter, status int, msg string) {
+	b, _ := json.Marshal(map[string]string{"error": msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
 }
 
 // invoke calls handle, turning a panic into an error so one bad request does

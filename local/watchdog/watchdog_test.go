@@ -3,6 +3,7 @@ package watchdog
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -110,6 +111,12 @@ func TestHealthAndBigBodies(t *testing.T) {
 		if rec.Code != tc.wantCode {
 			t.Errorf("%s: got %d %q, want %d", tc.name, rec.Code, rec.Body.String(), tc.wantCode)
 		}
+		if rec.Code == http.StatusRequestEntityTooLarge {
+			var body map[string]string
+			if json.Unmarshal(rec.Body.Bytes(), &body) != nil || body["error"] == "" || rec.Header().Get("Content-Type") != "application/json" {
+				t.Errorf("%s: answer %q is not {\"error\": ...} JSON", tc.name, rec.Body.String())
+			}
+		}
 	}
 	if calls != 1 {
 		t.Errorf("handler called %d times, want 1 (health and a too big body must not reach it)", calls)
@@ -167,9 +174,9 @@ func TestReadConfig(t *testing.T) {
 		want    Config
 		wantErr string
 	}{
-		{"defaults", nil, Config{Addr: ":8080", ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, ExecTimeout: 10 * time.Second, MaxBodyBytes: 32 << 20}, ""},
+		{"defaults", nil, Config{Addr: ":8080", ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, ExecTimeout: 10 * time.Second, MaxBodyBytes: 1 << 20}, ""},
 		{"of-watchdog values", map[string]string{"PORT": "9001", "read_timeout": "130s", "write_timeout": "130", "exec_timeout": "2m"},
-			Config{Addr: ":9001", ReadTimeout: 130 * time.Second, WriteTimeout: 130 * time.Second, ExecTimeout: 2 * time.Minute, MaxBodyBytes: 32 << 20}, ""},
+			Config{Addr: ":9001", ReadTimeout: 130 * time.Second, WriteTimeout: 130 * time.Second, ExecTimeout: 2 * time.Minute, MaxBodyBytes: 1 << 20}, ""},
 		{"bad timeout", map[string]string{"write_timeout": "soon"}, Config{}, "write_timeout"},
 		{"bad port", map[string]string{"PORT": "a:b"}, Config{}, "PORT"},
 		{"bad body cap", map[string]string{"OPTIO_WATCHDOG_MAX_BODY": "0"}, Config{}, "OPTIO_WATCHDOG_MAX_BODY"},

@@ -23,12 +23,14 @@ func BenchmarkHubFanOut(b *testing.B) {
 	seen := 0 // writers that have the current sequence number
 	want := uint64(0)
 	done := make(chan struct{})
-	var wg sync.WaitGroup
+	var wg, ready sync.WaitGroup
 	for range browsers {
 		wg.Add(1)
+		ready.Add(1)
 		go func() {
 			defer wg.Done()
 			_, _, changed := h.Latest()
+			ready.Done()
 			for {
 				select {
 				case <-done:
@@ -50,6 +52,7 @@ func BenchmarkHubFanOut(b *testing.B) {
 			}
 		}()
 	}
+	ready.Wait()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {

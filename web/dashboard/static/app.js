@@ -72,16 +72,32 @@
     el.apiErr.hidden = !msg;
   }
 
+  const TOKEN_KEY = "optio-api-token";
+  function withToken(headers) {
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    return token ? { ...headers, Authorization: `Bearer ${token}` } : headers;
+  }
+
   async function call(path, body) {
     busy = true;
     update();
     showApiError("");
     try {
-      const res = await fetch(path, {
+      const send = () => fetch(path, {
         method: "POST",
-        headers: body ? { "Content-Type": "application/json" } : {},
+        headers: withToken(body ? { "Content-Type": "application/json" } : {}),
         body: body ? JSON.stringify(body) : undefined,
       });
+      let res = await send();
+      if (res.status === 401) {
+        // Optio requires its API token (OPTIO_API_TOKEN): ask once, keep it
+        // for this tab only.
+        const token = window.prompt("This Optio needs its API token:");
+        if (token && token.trim()) {
+          sessionStorage.setItem(TOKEN_KEY, token.trim());
+          res = await send();
+        }
+      }
       let data = null;
       try { data = await res.json(); } catch { /* not JSON: described below */ }
       if (data && data.state) apply(data, null);
@@ -333,7 +349,7 @@
     if (!document.hidden) {
       let n;
       try {
-        const res = await fetch("function/status");
+        const res = await fetch("function/status", { headers: withToken({}) });
         if (res.ok) n = (await res.json()).processReplicas;
       } catch { /* shown as unknown */ }
       el.replicas.textContent = Number.isInteger(n) && n >= 0 ? fmt.format(n) : "–";
