@@ -83,6 +83,7 @@ func TestTemplateBuild(t *testing.T) {
 				t.Errorf("%s has no go.sum: modules-cleanup.sh runs `mv -f ./function/go.sum .` under set -e, so the image build stops there; see deploy/README.md (Function modules)", fn.Handler)
 			}
 			before := readBoth(t, ctxDir)
+			primeModCache(t, ctxDir, goEnv)
 			run(t, filepath.Join(ctxDir, "function"), goEnv, "go", "test", "./...", "-cover")
 			run(t, ctxDir, goEnv, "go", "build", "-ldflags", "-s -w", "-o", "handler", ".")
 			if fi, err := os.Stat(filepath.Join(ctxDir, "handler")); err != nil || fi.Size() == 0 {
@@ -258,6 +259,37 @@ func readBoth(t *testing.T, dir string) string {
 		fmt.Fprintf(&b, "--- %s\n%s", f, data)
 	}
 	return b.String()
+}
+
+// primeModCache downloads the modules the cleaned-up go.mod names into this
+// machine's module cache, through the usual proxy: the template's image build
+// has the network for that, and a fresh machine's cache need not hold the
+// exact versions a function's go.sum pins (its own workspace may have
+// selected newer ones). The build that follows runs with GOPROXY=off, so it
+// still proves that go.mod and go.sum alone are enough. go.mod and go.sum
+// are put back as they were: what the download might record is not the
+// build's.
+func primeModCache(t *testing.T, ctxDir string, goEnv []string) {
+	t.Helper()
+	saved := map[string][]byte{}
+	for _, f := range []string{"go.mod", "go.sum"} {
+		data, err := os.ReadFile(filepath.Join(ctxDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		saved[f] = data
+	}
+	proxy, err := exec.Command("go", "env", "GOPROXY").Output()
+	if err != nil {
+		t.Fatalf("go env GOPROXY: %v", err)
+	}
+	env := append(slices.Clone(goEnv), "GOPROXY="+strings.TrimSpace(string(proxy)))
+	run(t, ctxDir, env, "go", "mod", "download")
+	for f, data := range saved {
+		if err := os.WriteFile(filepath.Join(ctxDir, f), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // checkGoVersions fails when the build needs a newer Go than the template's
