@@ -56,5 +56,17 @@ e2e: build ## the end-to-end suite: the whole stack through the real gateway
 browser: build ## dashboard tests in headless Chromium (playwright-core)
 	@if [ -f web/browser.mk ]; then $(MAKE) -f web/browser.mk browser-test BIN=$(BIN); else echo "web/browser.mk missing"; exit 1; fi
 
+# The Go benchmarks of the hot functions: the release planner, the Redis
+# script that counts a job, the document encoding and write, the relay's
+# fan-out, the connector's consume loop and the provider's proxy.
+GOBENCH := optio/release optio/run optio/index web/relay connector local/provider
+BENCHTIME ?= 2s
+
+bench: services build ## make bench: the whole product side by side with its floors and Asynq (bench/README.md), then the Go benchmarks
+	@mkdir -p bench/results
+	cd bench && OPTIO_BIN_DIR=$(BIN) BENCH_ROOT=$(CURDIR) $(GO) run ./cmd/optio-bench
+	@for d in $(GOBENCH); do echo "== go test -bench $$d"; \
+	  (cd $$d && $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 1 .) || exit 1; done
+
 clean: ## remove built binaries and local state
 	rm -rf $(BIN) .optio test-artifacts

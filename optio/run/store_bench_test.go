@@ -2,41 +2,15 @@ package run
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"sync/atomic"
 	"testing"
-	"time"
-
-	"github.com/redis/go-redis/v9"
 )
-
-// benchStore is a Store on real Redis under a prefix of its own.
-func benchStore(b *testing.B) *Store {
-	b.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", PoolSize: 64})
-	ctx := context.Background()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		b.Fatalf("these benchmarks need Redis at 127.0.0.1:6379 (make services): %v", err)
-	}
-	var r [4]byte
-	_, _ = rand.Read(r[:])
-	prefix := "bench:" + b.Name() + ":" + hex.EncodeToString(r[:]) + ":"
-	b.Cleanup(func() {
-		keys, _ := rdb.Keys(ctx, prefix+"*").Result()
-		if len(keys) > 0 {
-			rdb.Del(ctx, keys...)
-		}
-		rdb.Close()
-	})
-	return NewStore(rdb, prefix, time.Hour)
-}
 
 // BenchmarkAccount is the Redis script call process makes for every job:
 // set the job's bit, count it, publish the run. Sequential, so ns/op is one
 // round trip plus the script.
 func BenchmarkAccount(b *testing.B) {
-	s := benchStore(b)
+	s := newTestStore(b)
 	ctx := context.Background()
 	r, err := s.Create(ctx, MaxX, MaxY)
 	if err != nil {
@@ -54,7 +28,7 @@ func BenchmarkAccount(b *testing.B) {
 // BenchmarkAccountParallel is the same call from many goroutines, as a
 // process replica serving many jobs at once does.
 func BenchmarkAccountParallel(b *testing.B) {
-	s := benchStore(b)
+	s := newTestStore(b)
 	ctx := context.Background()
 	r, err := s.Create(ctx, MaxX, MaxY)
 	if err != nil {

@@ -14,9 +14,10 @@ import (
 
 // newTestStore returns a Store on real Redis under a prefix of its own, and
 // removes the test's keys afterwards. Tests fail, not skip, without Redis.
-func newTestStore(t *testing.T) *Store {
+// Benchmarks use it too, with connections enough for RunParallel.
+func newTestStore(t testing.TB) *Store {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", PoolSize: 64})
 	ctx := context.Background()
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		t.Fatalf("these tests need Redis at 127.0.0.1:6379 (make services): %v", err)
