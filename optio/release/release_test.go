@@ -285,6 +285,46 @@ func TestNextTickTakesOverAtTheBoundary(t *testing.T) {
 	checkRate(t, jobs, 1200)
 }
 
+// TestSkippedTickLeavesAPauseNotABurst: when cron skips a period, the tick
+// with no successor ends shortly after its boundary, releases pause until
+// the next tick, and that tick spaces its first release from the last real
+// one: no catch-up burst, every job once.
+func TestSkippedTickLeavesAPauseNotABurst(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	r, err := f.store.Create(ctx, 40, 1200) // 2 s of releases
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Period: 500 * time.Millisecond, MinRun: 100 * time.Millisecond, Grace: 100 * time.Millisecond, Wait: 2 * time.Second}
+	first := time.Now().Truncate(cfg.Period).Add(cfg.Period)
+	var wg sync.WaitGroup
+	for _, i := range []int{0, 1, 3, 4, 5, 6, 7, 8, 9} { // period 2 is skipped
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Until(first.Add(time.Duration(i) * cfg.Period)))
+			if _, err := Tick(ctx, f.store, f.pub, cfg, quiet); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	jobs := f.drain(t, 200*time.Millisecond)
+	checkEachOnce(t, jobs, r.ID, 40)
+	checkRate(t, jobs, 1200)
+	// The skipped period shows as one long gap: from the end of tick 1
+	// (its boundary plus Grace) to the start of tick 3.
+	var longest time.Duration
+	for i := 1; i < len(jobs); i++ {
+		longest = max(longest, jobs[i].ReleasedAt.Sub(jobs[i-1].ReleasedAt))
+	}
+	if want := cfg.Period - cfg.Grace - 100*time.Millisecond; longest < want {
+		t.Errorf("longest gap between releases %v, want a pause of at least %v where cron skipped a period", longest, want)
+	}
+}
+
 func TestDeadHolderIsReplacedAfterItsLease(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
