@@ -113,6 +113,15 @@ func TestCompose(t *testing.T) {
 	if rt["ES_PASSWORD"] == nil || es.Environment["ELASTIC_PASSWORD"] == nil || *rt["ES_PASSWORD"] != *es.Environment["ELASTIC_PASSWORD"] {
 		t.Errorf("the runtime's ES_PASSWORD must be Elasticsearch's ELASTIC_PASSWORD")
 	}
+	// The gateway's /system API needs basic auth; the connector reads the
+	// functions' topics there, so it must hold the runtime's password.
+	conn := svc["connector"].Environment
+	if rt["OPTIO_GATEWAY_PASSWORD"] == nil || conn["OPENFAAS_PASSWORD"] == nil || *rt["OPTIO_GATEWAY_PASSWORD"] != *conn["OPENFAAS_PASSWORD"] {
+		t.Errorf("the connector's OPENFAAS_PASSWORD must be the runtime's OPTIO_GATEWAY_PASSWORD")
+	}
+	if conn["OPENFAAS_USER"] == nil || *conn["OPENFAAS_USER"] != "admin" {
+		t.Errorf("the connector's OPENFAAS_USER must be admin, the user the runtime's gateway has")
+	}
 }
 
 func hasTarget(s types.ServiceConfig, target string) bool {

@@ -153,3 +153,66 @@ func (r ignoreRules) excludes(rel string) bool {
 	}
 	return excluded
 }
+
+// TestRuntimeImageHasWhatTheSupervisorStarts: optio-up in the runtime image
+// starts Prometheus and Alertmanager from OPTIO_PROMETHEUS_BIN and
+// OPTIO_ALERTMANAGER_BIN, and the gateway, provider, esstore and the
+// functions from OPTIO_BIN_DIR; a missing one stops the container, so each
+// must be copied into the final stage at the path its variable names.
+func TestRuntimeImageHasWhatTheSupervisorStarts(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(RepoRoot(), "deploy", "docker", "runtime.Dockerfile")
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := parser.Parse(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stages, _, err := instructions.Parse(res.AST, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	final := stages[len(stages)-1]
+	env := map[string]string{}
+	var copied []string
+	for _, cmd := range final.Commands {
+		switch c := cmd.(type) {
+		case *instructions.EnvCommand:
+			for _, kv := range c.Env {
+				env[kv.Key] = kv.Value
+			}
+		case *instructions.CopyCommand:
+			copied = append(copied, c.DestPath)
+		}
+	}
+	for _, v := range []string{"OPTIO_PROMETHEUS_BIN", "OPTIO_ALERTMANAGER_BIN"} {
+		if env[v] == "" {
+			t.Errorf("ENV %s is not set in the final stage", v)
+		} else if !slices.Contains(copied, env[v]) {
+			t.Errorf("%s=%s, but no COPY writes that path (copied: %v)", v, env[v], copied)
+		}
+	}
+	binDir := strings.TrimSuffix(env["OPTIO_BIN_DIR"], "/") + "/"
+	if !slices.Contains(copied, binDir) {
+		t.Errorf("OPTIO_BIN_DIR=%s is not a COPY destination (copied: %v)", env["OPTIO_BIN_DIR"], copied)
+	}
+	// The build stages must produce every binary the supervisor starts
+	// from OPTIO_BIN_DIR.
+	var runs strings.Builder
+	for _, st := range stages[:len(stages)-1] {
+		for _, cmd := range st.Commands {
+			if r, ok := cmd.(*instructions.RunCommand); ok {
+				runs.WriteString(strings.Join(r.CmdLine, " ") + "\n")
+			}
+		}
+	}
+	for _, bin := range []string{"/out/gateway", "optio-up", "optio-provider", "optio-esstore",
+		"optio-run", "optio-stop", "optio-status", "optio-schedule", "optio-process"} {
+		if !strings.Contains(runs.String(), bin) {
+			t.Errorf("no build stage builds %s", bin)
+		}
+	}
+}

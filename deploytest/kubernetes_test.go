@@ -125,14 +125,19 @@ func TestKubernetes(t *testing.T) {
 			for _, p := range c.Ports {
 				ports[p.Name] = p.ContainerPort
 			}
-			for what, probe := range map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe} {
-				if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Path != "/healthz" {
-					t.Errorf("%s probe is not GET /healthz", what)
-					continue
-				}
-				if p := probe.HTTPGet.Port; p.Type == intstr.String && ports[p.StrVal] == 0 {
-					t.Errorf("%s probe port %q is not a container port", what, p.StrVal)
-				}
+			// /healthz answers 503 while Redis or RabbitMQ is away: right
+			// for readiness, wrong for liveness, which would restart a
+			// healthy process (and drop every browser) during an outage it
+			// rides out by itself. Liveness is an open port.
+			if p := c.ReadinessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/healthz" {
+				t.Errorf("readiness probe is not GET /healthz")
+			} else if port := p.HTTPGet.Port; port.Type == intstr.String && ports[port.StrVal] == 0 {
+				t.Errorf("readiness probe port %q is not a container port", port.StrVal)
+			}
+			if p := c.LivenessProbe; p == nil || p.TCPSocket == nil {
+				t.Errorf("liveness probe is not a TCP check of the listening port")
+			} else if port := p.TCPSocket.Port; port.Type == intstr.String && ports[port.StrVal] == 0 {
+				t.Errorf("liveness probe port %q is not a container port", port.StrVal)
 			}
 			for _, sp := range s.Spec.Ports {
 				if sp.TargetPort.Type == intstr.String && ports[sp.TargetPort.StrVal] == 0 {

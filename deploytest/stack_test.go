@@ -166,6 +166,7 @@ func TestStackFunctions(t *testing.T) {
 			reads := append(slices.Clone(shared), own...)
 			checkEnv(t, fn, reads)
 			checkSecrets(t, fn, reads)
+			checkRequiredSecrets(t, name, fn)
 			checkTimeouts(t, name, fn)
 			checkLabels(t, name, fn)
 			checkResources(t, fn)
@@ -326,6 +327,25 @@ func checkSecrets(t *testing.T, fn Function, reads []EnvRead) {
 	for _, s := range fn.Secrets {
 		if !known[s] {
 			t.Errorf("secret %q is not read by the code (it reads %v); OpenFaaS refuses to deploy a function whose secret does not exist", s, slices.Sorted(maps.Keys(known)))
+		}
+	}
+}
+
+// requiredSecrets are the secrets a function cannot do its work without on
+// a cluster, where nothing sets OPENFAAS_USER or ES_PASSWORD for it: status
+// counts process's replicas through the gateway's /system API, which needs
+// basic auth; process writes to Elasticsearch. Other functions read these
+// through the shared config too but never use them.
+var requiredSecrets = map[string][]string{
+	"status":  {"basic-auth-user", "basic-auth-password"},
+	"process": {"es-username", "es-password"},
+}
+
+func checkRequiredSecrets(t *testing.T, name string, fn Function) {
+	t.Helper()
+	for _, s := range requiredSecrets[name] {
+		if !slices.Contains(fn.Secrets, s) {
+			t.Errorf("%s needs secret %q on a cluster, but stack.yml does not list it under secrets:", name, s)
 		}
 	}
 }

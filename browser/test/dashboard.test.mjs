@@ -70,10 +70,10 @@ after(async () => {
     const summary = { changes: s.length, medianMs: q(0.5), p95Ms: q(0.95), worstMs: s[s.length - 1] };
     writeFileSync(join(ARTIFACTS, "latency.json"), JSON.stringify(summary, null, 2) + "\n");
     console.log(`latency from a counter change in Redis to the page: ${JSON.stringify(summary)}`);
-    // Invariant 5: a change reaches an open dashboard within 1 second. The
-    // 95th percentile is held to it (the worst is reported), so that one
-    // scheduling hiccup of a loaded machine does not fail the suite.
-    assert.ok(summary.p95Ms < 1000, `95% of changes must show within 1 s: ${JSON.stringify(summary)}`);
+    // Invariant 5: a change reaches an open dashboard within 1 second:
+    // every change, so the worst is held to it (measured here: about
+    // 100-280 ms at worst, most of it the relay's 100 ms send interval).
+    assert.ok(summary.worstMs < 1000, `every change must show within 1 s: ${JSON.stringify(summary)}`);
   }
   assert.deepEqual(pageErrors, [], "the dashboard's script threw");
 });

@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# The local runtime in one image: optio-up starts Prometheus, the local
+# The local runtime in one image: optio-up starts Prometheus and
+# Alertmanager (autoscaling by invocation rate), the local
 # provider (which runs the five functions as processes), the real OpenFaaS
 # gateway, and the esstore when ES_URL is unset, then deploys stack.yml
 # through the gateway. Redis, RabbitMQ, the connector and the relay run
@@ -25,12 +26,14 @@ RUN cd local && go build -trimpath -ldflags "-s -w" -o /out/ \
 RUN cd esstore && go build -trimpath -ldflags "-s -w" -o /out/ ./cmd/optio-esstore
 
 FROM prom/prometheus:v3.5.0 AS prometheus
+FROM prom/alertmanager:v0.28.1 AS alertmanager
 
 FROM alpine:3.22.2
 RUN apk add --no-cache ca-certificates \
     && addgroup -S -g 10001 optio && adduser -S -u 10001 -G optio -h /var/lib/optio optio \
     && mkdir -p /var/lib/optio/state && chown -R optio:optio /var/lib/optio
 COPY --from=prometheus /bin/prometheus /usr/local/bin/prometheus
+COPY --from=alertmanager /bin/alertmanager /usr/local/bin/alertmanager
 COPY --from=build /out/ /opt/optio/bin/
 COPY stack.yml /opt/optio/stack.yml
 WORKDIR /var/lib/optio
@@ -39,7 +42,8 @@ ENV OPTIO_BIN_DIR=/opt/optio/bin \
     OPTIO_STATE_DIR=/var/lib/optio/state \
     OPTIO_STACK_FILE=/opt/optio/stack.yml \
     OPTIO_SERVICES_SCRIPT=none \
-    OPTIO_PROMETHEUS_BIN=/usr/local/bin/prometheus
+    OPTIO_PROMETHEUS_BIN=/usr/local/bin/prometheus \
+    OPTIO_ALERTMANAGER_BIN=/usr/local/bin/alertmanager
 VOLUME ["/var/lib/optio/state"]
 # 8080: the OpenFaaS gateway (functions under /function/, API under /system/).
 EXPOSE 8080

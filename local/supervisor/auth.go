@@ -22,8 +22,8 @@ type Credentials struct {
 
 // gatewayCredentials returns the credentials kept in StateDir/gateway,
 // generating them on first start: user admin and a random password, each in
-// a file only the owner can read.
-func gatewayCredentials(stateDir string) (Credentials, error) {
+// a file only the owner can read. A password given replaces the kept one.
+func gatewayCredentials(stateDir, password string) (Credentials, error) {
 	c := Credentials{Dir: filepath.Join(stateDir, "gateway")}
 	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
 		return c, fmt.Errorf("creating the gateway's secrets directory: %w", err)
@@ -46,6 +46,14 @@ func gatewayCredentials(stateDir string) (Credentials, error) {
 	}
 	if err := read("basic-auth-user", &c.User, func() string { return "admin" }); err != nil {
 		return c, err
+	}
+	if password != "" {
+		c.Password = password
+		path := filepath.Join(c.Dir, "basic-auth-password")
+		if err := os.WriteFile(path, []byte(password), 0o600); err != nil {
+			return c, fmt.Errorf("writing %s: %w", path, err)
+		}
+		return c, os.Chmod(path, 0o600)
 	}
 	err := read("basic-auth-password", &c.Password, func() string {
 		b := make([]byte, 24)

@@ -39,6 +39,12 @@ type Config struct {
 	// /usr/bin/prometheus-alertmanager (Debian's name), or alertmanager or
 	// prometheus-alertmanager on PATH.
 	AlertmanagerBin string
+	// GatewayPassword is the password of the gateway's /system API (user
+	// admin), for a deployment that hands the same one to its connector,
+	// such as docker-compose.yml (OPTIO_GATEWAY_PASSWORD). It replaces the
+	// one kept in StateDir/gateway. Default empty: generated on first start
+	// and kept there.
+	GatewayPassword string
 	// Alerting configures autoscaling by invocation rate: Prometheus' alert
 	// rule and Alertmanager's notifications (OPTIO_SCRAPE_INTERVAL,
 	// OPTIO_ALERT_*; see Alerting). Default DefaultAlerting().
@@ -69,6 +75,7 @@ var ownVars = map[string]bool{
 	"OPTIO_BIN_DIR": true, "OPTIO_STATE_DIR": true, "OPTIO_STACK_FILE": true,
 	"OPTIO_SERVICES_SCRIPT": true, "OPTIO_PROMETHEUS_BIN": true, "OPTIO_UP_TIMEOUT": true,
 	"OPTIO_LOCK_WAIT": true, "OPTIO_SECRETS_DIR": true, "OPTIO_PROVIDER_ADDR": true,
+	"OPTIO_GATEWAY_PASSWORD": true,
 }
 
 // passedVars are passed on to functions, connector and relay when set.
@@ -91,6 +98,7 @@ func ReadConfig(environ []string) (Config, error) {
 		ESURL:           env("ES_URL"),
 		PrometheusBin:   env("OPTIO_PROMETHEUS_BIN"),
 		AlertmanagerBin: env("OPTIO_ALERTMANAGER_BIN"),
+		GatewayPassword: env("OPTIO_GATEWAY_PASSWORD"),
 		Env:             map[string]string{},
 	}
 	for k, v := range vars {

@@ -98,7 +98,7 @@ func (s *Stack) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if s.creds, err = gatewayCredentials(cfg.StateDir); err != nil {
+	if s.creds, err = gatewayCredentials(cfg.StateDir, cfg.GatewayPassword); err != nil {
 		return err
 	}
 	// Functions that call the gateway's /system API (status counts the
@@ -315,8 +315,10 @@ func (s *Stack) deploy(ctx context.Context, dep types.FunctionDeployment) error 
 	return nil
 }
 
-// ensureSecrets creates the secrets the functions name that do not exist,
-// from the variable named after each (es-password: ES_PASSWORD), or empty.
+// ensureSecrets creates the secrets the functions name that do not exist:
+// basic-auth-user and basic-auth-password from the gateway's credentials,
+// the others from the variable named after each (es-password: ES_PASSWORD),
+// or empty.
 func (s *Stack) ensureSecrets(ctx context.Context) error {
 	want := map[string]bool{}
 	for _, d := range s.deps {
@@ -339,8 +341,12 @@ func (s *Stack) ensureSecrets(ctx context.Context) error {
 		delete(want, h.Name)
 	}
 	lookup := s.cfg.lookup(os.LookupEnv)
+	own := map[string]string{"basic-auth-user": s.creds.User, "basic-auth-password": s.creds.Password}
 	for name := range want {
-		value, _ := lookup(strings.ToUpper(strings.ReplaceAll(name, "-", "_")))
+		value, ok := own[name]
+		if !ok {
+			value, _ = lookup(strings.ToUpper(strings.ReplaceAll(name, "-", "_")))
+		}
 		code, body, err := s.api(ctx, http.MethodPost, "/system/secrets", types.Secret{Name: name, Value: value})
 		if err != nil || code/100 != 2 {
 			return fmt.Errorf("creating secret %s: %d %s %v", name, code, body, err)

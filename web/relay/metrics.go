@@ -43,7 +43,7 @@ func newMetrics() (*metrics, error) {
 			Name: "optio_relay_disconnects_total", Help: "WebSocket connections ended, by reason (closed, slow, ping, shutdown).",
 		}, []string{"reason"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "optio_relay_rejected_total", Help: "Requests refused, by reason (origin, capacity, upgrade).",
+			Name: "optio_relay_rejected_total", Help: "Requests refused, by reason (origin, capacity, upgrade, body).",
 		}, []string{"reason"}),
 		sent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "optio_relay_messages_sent_total", Help: "State messages written to browsers.",

@@ -15,6 +15,7 @@ package relay
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net"
@@ -258,6 +259,14 @@ func (s *Server) proxy() http.Handler {
 			pr.Out.Header.Del("Cookie")
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			// Reading the page's body stopped at the limit: the request is
+			// at fault, not the gateway.
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				s.metrics.rejected.WithLabelValues("body").Inc()
+				writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", tooBig.Limit))
+				return
+			}
 			s.metrics.proxyErrors.Inc()
 			s.cfg.Logger.Warn("gateway unreachable", "path", r.URL.Path, "err", err)
 			writeError(w, http.StatusBadGateway, "the OpenFaaS gateway at "+s.gateway.Host+" did not answer: is it running?")
