@@ -34,6 +34,11 @@ type Config struct {
 	// FailRate is the probability that the simulated work of a job fails
 	// (OPTIO_FAIL_RATE, 0 to 1). Default 0.
 	FailRate float64
+	// ExecTimeout bounds one invocation (exec_timeout, as of-watchdog reads
+	// it: "30s" or plain seconds). The golang-http template gives the
+	// request no deadline of its own, so Handle sets this one: retries of
+	// the document write stop in time to answer. Default 30s.
+	ExecTimeout time.Duration
 }
 
 func readConfig(env config.Getenv) (Config, error) {
@@ -55,6 +60,14 @@ func readConfig(env config.Getenv) (Config, error) {
 	}
 	if c.FailRate < 0 || c.FailRate > 1 {
 		return c, fmt.Errorf("OPTIO_FAIL_RATE=%v must be between 0 and 1", c.FailRate)
+	}
+	if secs, err := strconv.Atoi(env("exec_timeout")); err == nil {
+		c.ExecTimeout = time.Duration(secs) * time.Second
+	} else if c.ExecTimeout, err = config.Duration(env, "exec_timeout", 30*time.Second); err != nil {
+		return c, err
+	}
+	if c.ExecTimeout <= 0 {
+		return c, fmt.Errorf("exec_timeout=%v must be positive", c.ExecTimeout)
 	}
 	return c, nil
 }
@@ -110,7 +123,8 @@ func Handle(req handler.Request) (handler.Response, error) {
 	// x-delivery-count, passed on by the connector: 0 on the first delivery.
 	deliveries, _ := strconv.Atoi(req.Header.Get("X-Delivery-Count"))
 	lastAttempt := deliveries >= d.cfg.DeliveryLimit
-	ctx := api.Context(req)
+	ctx, cancel := invocationContext(api.Context(req), d.cfg.ExecTimeout)
+	defer cancel()
 
 	state, done, err := d.store.Begin(ctx, job.RunID, job.JobID, job.Retry)
 	switch {
@@ -118,6 +132,11 @@ func Handle(req handler.Request) (handler.Response, error) {
 		// Never a silent fresh start: the message goes back and, if Redis
 		// really lost the run, on to the dead-letter queue.
 		return api.Fail(http.StatusConflict, fmt.Sprintf("run %s is unknown to Redis (was its data lost?)", job.RunID)), nil
+	case errors.Is(err, run.ErrNoSuchJob):
+		// A forged or corrupt message: refused, never counted; the
+		// connector retries it to the delivery limit, then it waits in the
+		// dead-letter queue for someone to look at it.
+		return api.Fail(http.StatusBadRequest, err.Error()), nil
 	case err != nil:
 		return api.Fail(http.StatusServiceUnavailable, err.Error()), nil
 	case done:
@@ -179,6 +198,18 @@ func (d *deps) put(ctx context.Context, doc index.Doc) error {
 		}
 		wait = min(2*wait, 2*time.Second)
 	}
+}
+
+// invocationContext gives the invocation a deadline: the watchdog's when it
+// set one (the local runtime's does), else exec_timeout from now, as
+// of-watchdog ends the invocation then but the golang-http template passes
+// a request context with no deadline. Without one, put would retry a store
+// outage with no bound and answer too late.
+func invocationContext(ctx context.Context, execTimeout time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, execTimeout)
 }
 
 func attemptContext(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -38,10 +38,33 @@ func TestReadConfig(t *testing.T) {
 	if err != nil || c.WorkTime != 2500*time.Microsecond || c.FailRate != 0.1 {
 		t.Fatalf("config = %+v, %v", c, err)
 	}
-	for key, value := range map[string]string{"OPTIO_WORK_MS": "-1", "OPTIO_FAIL_RATE": "2"} {
+	for value, want := range map[string]time.Duration{"": 30 * time.Second, "20": 20 * time.Second, "1m30s": 90 * time.Second} {
+		c, err := readConfig(config.Map(map[string]string{"exec_timeout": value}))
+		if err != nil || c.ExecTimeout != want {
+			t.Errorf("exec_timeout=%q: %v, %v; want %v", value, c.ExecTimeout, err, want)
+		}
+	}
+	for key, value := range map[string]string{"OPTIO_WORK_MS": "-1", "OPTIO_FAIL_RATE": "2", "exec_timeout": "soon"} {
 		if _, err := readConfig(config.Map(map[string]string{key: value})); err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("%s=%s: err = %v, want one naming it", key, value, err)
 		}
+	}
+}
+
+// On a cluster the template's request has no deadline: the invocation gets
+// exec_timeout's; the local watchdog's own deadline is kept.
+func TestInvocationContext(t *testing.T) {
+	ctx, cancel := invocationContext(context.Background(), 20*time.Second)
+	defer cancel()
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > 20*time.Second || time.Until(d) < 19*time.Second {
+		t.Errorf("no deadline from exec_timeout: %v %v", d, ok)
+	}
+	parent, cancelParent := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancelParent()
+	ctx2, cancel2 := invocationContext(parent, 20*time.Second)
+	defer cancel2()
+	if d, ok := ctx2.Deadline(); !ok || time.Until(d) > 2*time.Second {
+		t.Errorf("the watchdog's deadline was not kept: %v %v", d, ok)
 	}
 }
 

@@ -42,7 +42,7 @@ type Config struct {
 	// (exec_timeout); 0 means none. Default 10s.
 	ExecTimeout time.Duration
 	// MaxBodyBytes is the largest request body read into memory; a larger one
-	// gets 413 (OPTIO_WATCHDOG_MAX_BODY). Default 1 MiB: no Optio function
+	// gets 400 (OPTIO_WATCHDOG_MAX_BODY). Default 1 MiB: no Optio function
 	// takes more than 64 KiB, and each applies its own, smaller limit.
 	MaxBodyBytes int64
 	// Logger receives errors. Default slog.Default().
@@ -170,7 +170,8 @@ func (c Config) call(w http.ResponseWriter, r *http.Request, handle HandleFunc) 
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			jsonError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", tooBig.Limit))
+			// 400 like every other bad body of Optio's API (PRODUCT.md).
+			jsonError(w, http.StatusBadRequest, fmt.Sprintf("request body larger than %d bytes", tooBig.Limit))
 			return
 		}
 		jsonError(w, http.StatusBadRequest, "reading request body: "+err.Error())

@@ -44,8 +44,8 @@ type RunRequest struct {
 // exactly the integer fields x (1..10,000,000) and y (1..1,000,000).
 func DecodeRunRequest(body []byte) (RunRequest, error) {
 	if len(body) > MaxBody {
-		return RunRequest{}, &Error{Status: http.StatusRequestEntityTooLarge,
-			Message: fmt.Sprintf("request body is %d bytes; at most %d are accepted", len(body), MaxBody)}
+		// 400, not 413: PRODUCT.md answers 400 for anything malformed.
+		return RunRequest{}, badRequest("request body is %d bytes; at most %d are accepted", len(body), MaxBody)
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return RunRequest{}, badRequest(`request body is empty; send {"x": <total jobs>, "y": <jobs per minute>}`)

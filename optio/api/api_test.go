@@ -43,7 +43,7 @@ func TestDecodeRunRequest(t *testing.T) {
 		{"x string", `{"x": "10", "y": 1}`, RunRequest{}, 400, "got a string"},
 		{"y null", `{"x": 10, "y": null}`, RunRequest{}, 400, "got null"},
 		{"y bool", `{"x": 10, "y": true}`, RunRequest{}, 400, "got a boolean"},
-		{"too large", `{"x": 1, "y": 1, "pad": "` + strings.Repeat("a", MaxBody) + `"}`, RunRequest{}, 413, "at most 65536"},
+		{"too large", `{"x": 1, "y": 1, "pad": "` + strings.Repeat("a", MaxBody) + `"}`, RunRequest{}, 400, "at most 65536"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,7 +4,9 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -78,6 +80,17 @@ func Read(env Getenv) (Config, error) {
 	}
 	c.ESUsername = c.Secret(env, "ES_USERNAME", "es-username")
 	c.ESPassword = c.Secret(env, "ES_PASSWORD", "es-password")
+	// Secret reads a missing file as "not set". A file that is there but
+	// cannot be read is an error: an unreadable optio-api-token must not
+	// turn authentication off.
+	for key, name := range map[string]string{"OPTIO_API_TOKEN": "optio-api-token", "ES_USERNAME": "es-username", "ES_PASSWORD": "es-password"} {
+		if env(key) != "" {
+			continue
+		}
+		if _, err := os.ReadFile(filepath.Join(c.SecretsDir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return c, fmt.Errorf("reading secret %s: %w", name, err)
+		}
+	}
 	return c, c.validate()
 }
 

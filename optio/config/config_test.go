@@ -57,6 +57,12 @@ func TestAPIToken(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "optio-api-token"), []byte("from-secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A secret that is mounted but cannot be read (here a directory, which
+	// fails for root too) must fail the configuration, not turn auth off.
+	broken := t.TempDir()
+	if err := os.Mkdir(filepath.Join(broken, "optio-api-token"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name       string
 		env        map[string]string
@@ -69,6 +75,7 @@ func TestAPIToken(t *testing.T) {
 		{"secret", map[string]string{"OPTIO_SECRETS_DIR": dir}, "from-secret", false, ""},
 		{"status auth", map[string]string{"OPTIO_API_TOKEN": "t1", "OPTIO_STATUS_AUTH": "true"}, "t1", true, ""},
 		{"status auth without token", map[string]string{"OPTIO_STATUS_AUTH": "true"}, "", true, "needs an API token"},
+		{"unreadable secret", map[string]string{"OPTIO_SECRETS_DIR": broken}, "", false, "reading secret optio-api-token"},
 		{"status auth not a bool", map[string]string{"OPTIO_STATUS_AUTH": "yes please"}, "", false, "OPTIO_STATUS_AUTH"},
 	}
 	for _, tt := range tests {

@@ -66,6 +66,9 @@ var (
 	// ErrUnknownRun: a job names a run Redis does not know, for example
 	// because Redis lost its data. Never treated as a fresh start.
 	ErrUnknownRun = errors.New("unknown run")
+	// ErrNoSuchJob: a job index outside the run's 0..x-1, from a forged or
+	// corrupt message; it is neither worked on nor counted.
+	ErrNoSuchJob = errors.New("no such job in the run")
 )
 
 // ErrLost: Redis lost the data of the current run (it restarted without

@@ -73,13 +73,15 @@ end
 // was counted as failed, it takes the failure back first (clears its bits,
 // decrements failed), so the job is worked on and counted again.
 // KEYS: run, done, failed, current, lost, events. ARGV: job, retry 0/1,
-// retention seconds, now ms, run id. Returns {state, bit}; state "" for an unknown run.
+// retention seconds, now ms, run id. Returns {state, bit}; state "" for an
+// unknown run, "nojob" for a job index the run does not have (0..x-1).
 var beginScript = redis.NewScript(emit + lostMark + `
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then
   markLost(KEYS[4], KEYS[5], ARGV[5], tonumber(ARGV[3]))
   return {'', 0}
 end
+if tonumber(ARGV[1]) >= tonumber(redis.call('HGET', KEYS[1], 'x')) then return {'nojob', 0} end
 if ARGV[2] == '1' and st ~= 'stopped' and redis.call('GETBIT', KEYS[3], ARGV[1]) == 1 then
   redis.call('SETBIT', KEYS[3], ARGV[1], 0)
   redis.call('SETBIT', KEYS[2], ARGV[1], 0)
@@ -99,13 +101,15 @@ return {st, redis.call('GETBIT', KEYS[2], ARGV[1])}
 // KEYS: run, done, events, releases, failed, current, lost.
 // ARGV: job, field, now ms, retention seconds, run id.
 // Returns 1 when counted, 0 when the job was already accounted for, -1 for
-// an unknown run.
+// an unknown run, -2 for a job index the run does not have (0..x-1): a
+// forged or corrupt message must neither count nor grow the bitmap.
 var accountScript = redis.NewScript(emit + lostMark + `
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then
   markLost(KEYS[6], KEYS[7], ARGV[5], tonumber(ARGV[4]))
   return -1
 end
+if tonumber(ARGV[1]) >= tonumber(redis.call('HGET', KEYS[1], 'x')) then return -2 end
 if redis.call('SETBIT', KEYS[2], ARGV[1], 1) == 1 then return 0 end
 if st ~= 'running' then
   -- The run has ended: a bitmap first written now must expire too.

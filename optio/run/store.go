@@ -216,8 +216,11 @@ func (s *Store) Begin(ctx context.Context, runID string, job int64, retry bool) 
 		return "", false, fmt.Errorf("begin job %d of run %s: %w", job, runID, err)
 	}
 	st, _ := res[0].(string)
-	if st == "" {
+	switch st {
+	case "":
 		return "", false, fmt.Errorf("begin job %d of run %s: %w", job, runID, ErrUnknownRun)
+	case "nojob":
+		return "", false, fmt.Errorf("begin job %d of run %s: %w", job, runID, ErrNoSuchJob)
 	}
 	bit, _ := res[1].(int64)
 	return State(st), bit == 1, nil
@@ -232,8 +235,11 @@ func (s *Store) Account(ctx context.Context, runID string, job int64, outcome Ou
 	if err != nil {
 		return false, fmt.Errorf("count job %d of run %s as %s: %w", job, runID, outcome, err)
 	}
-	if n < 0 {
+	switch n {
+	case -1:
 		return false, fmt.Errorf("count job %d of run %s: %w", job, runID, ErrUnknownRun)
+	case -2:
+		return false, fmt.Errorf("count job %d of run %s: %w", job, runID, ErrNoSuchJob)
 	}
 	return n == 1, nil
 }

@@ -88,6 +88,40 @@ func TestCreateRejectsOutOfRange(t *testing.T) {
 	}
 }
 
+// TestJobsOutsideTheRunAreRefused: a message naming job x or beyond (forged,
+// or corrupt) must not count, complete the run or grow its bitmap.
+func TestJobsOutsideTheRunAreRefused(t *testing.T) {
+	t.Parallel()
+	s := newTestStore(t)
+	ctx := context.Background()
+	r, err := s.Create(ctx, 2, 600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, job := range []int64{2, 1000, 1 << 31} {
+		if _, _, err := s.Begin(ctx, r.ID, job, false); !errors.Is(err, ErrNoSuchJob) {
+			t.Errorf("Begin job %d of a run of 2: %v, want ErrNoSuchJob", job, err)
+		}
+		if ok, err := s.Account(ctx, r.ID, job, Processed); ok || !errors.Is(err, ErrNoSuchJob) {
+			t.Errorf("Account job %d of a run of 2: %v %v, want ErrNoSuchJob", job, ok, err)
+		}
+	}
+	got, err := s.Get(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != Running || got.Processed != 0 || got.Done != 0 {
+		t.Errorf("after forged jobs the run is %+v, want running with nothing counted", got)
+	}
+	if n, _ := s.rdb.StrLen(ctx, s.doneKey(r.ID)).Result(); n > 1 {
+		t.Errorf("the bitmap grew to %d bytes", n)
+	}
+	// The jobs the run has still count.
+	if ok, err := s.Account(ctx, r.ID, 1, Processed); !ok || err != nil {
+		t.Errorf("Account job 1 of a run of 2: %v %v", ok, err)
+	}
+}
+
 func TestAccountCountsEachJobOnce(t *testing.T) {
 	t.Parallel()
 	s := newTestStore(t)

@@ -504,7 +504,7 @@ func TestProxy(t *testing.T) {
 	}
 
 	// A request body larger than the limit is not forwarded whole, and the
-	// page hears why: 413 with {"error"}, as run itself would answer, not
+	// page hears why: 400 with {"error"}, as run itself would answer, not
 	// a 502 blaming the gateway.
 	resp, err := http.Post(h.url+"/function/run", "application/json", strings.NewReader(strings.Repeat(" ", relay.MaxProxyBody+1)))
 	if err != nil {
@@ -513,8 +513,8 @@ func TestProxy(t *testing.T) {
 	var body map[string]string
 	_ = json.NewDecoder(resp.Body).Decode(&body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusRequestEntityTooLarge || body["error"] == "" {
-		t.Errorf("oversized body answered %d %v, want 413 with an error", resp.StatusCode, body)
+	if resp.StatusCode != http.StatusBadRequest || body["error"] == "" {
+		t.Errorf("oversized body answered %d %v, want 400 with an error", resp.StatusCode, body)
 	}
 }
 

@@ -264,7 +264,7 @@ func (s *Server) proxy() http.Handler {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
 				s.metrics.rejected.WithLabelValues("body").Inc()
-				writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", tooBig.Limit))
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("request body larger than %d bytes", tooBig.Limit))
 				return
 			}
 			s.metrics.proxyErrors.Inc()
