@@ -64,10 +64,10 @@ func TestEndToEnd(t *testing.T) {
 		r := g.start(t, 300, 6000)
 		first := g.waitFor(t, 30*time.Second, "first job processed", func(s run.Run) bool { return s.Processed > 0 })
 		firstAfter := time.Since(started)
-		// The first job must not wait for the next cron minute (invariant 4);
-		// the 2 s goal itself is measured by make bench.
-		if firstAfter > 10*time.Second {
-			t.Fatalf("first job processed %v after start: the first tick did not fire at once", firstAfter)
+		// Invariant 4: the first job is processed within 2 s of Start, not
+		// at the next cron minute (measured here: about 100 ms).
+		if firstAfter > 2*time.Second {
+			t.Fatalf("first job processed %v after start, want within 2 s (invariant 4)", firstAfter)
 		}
 		t.Logf("first job processed %v after start", firstAfter.Round(time.Millisecond))
 		_ = first

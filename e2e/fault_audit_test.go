@@ -11,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
 	"github.com/redis/go-redis/v9"
 
+	"optio.dev/local/supervisor"
 	"optio.dev/optio/queue"
 	"optio.dev/optio/run"
 )
@@ -167,7 +170,9 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func(run.R
 //     one job is a duplicate);
 //   - every processed job has exactly one Elasticsearch document: the
 //     documents of the run (one per _id) number exactly processed;
-//   - failed jobs are in the dead-letter queue when wantDead says so.
+//   - failed jobs are in the dead-letter queue when wantDead says so;
+//   - the dashboard shows the truth: the relay's latest WebSocket message
+//     carries the same counters and state.
 func audit(t *testing.T, shown run.Run) tally {
 	t.Helper()
 	ctx := context.Background()
@@ -195,6 +200,10 @@ func audit(t *testing.T, shown run.Run) tally {
 	if shown.Processed != truth.Processed || shown.Failed != truth.Failed || shown.Cancelled != truth.Cancelled {
 		t.Errorf("status shows processed=%d failed=%d cancelled=%d, Redis holds %d %d %d",
 			shown.Processed, shown.Failed, shown.Cancelled, truth.Processed, truth.Failed, truth.Cancelled)
+	}
+	if seen, ok := dashboardShows(shown.ID, shown.State, truth); !ok {
+		t.Errorf("the dashboard shows run %s %s processed=%d failed=%d cancelled=%d; the truth is %s %d %d %d",
+			seen.ID, seen.State, seen.Processed, seen.Failed, seen.Cancelled, shown.State, truth.Processed, truth.Failed, truth.Cancelled)
 	}
 	done := truth.Processed + truth.Failed + truth.Cancelled
 	var out tally
@@ -286,4 +295,33 @@ func ensureIdle(t *testing.T) {
 	t.Logf("stopping run %s left running", r.ID)
 	stack.gateway.stop(t)
 	settle(t, r.ID, time.Minute)
+}
+
+// dashboardShows connects to the relay's WebSocket as the dashboard does and
+// reads its messages until one shows run id in state with truth's counters,
+// for up to 5 s (the relay sends a snapshot at once, then every change). It
+// returns the last run seen and whether it matched.
+func dashboardShows(id string, state run.State, truth run.Run) (run.Run, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	url := strings.Replace(supervisor.DashboardURL, "http://", "ws://", 1) + "/ws"
+	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {supervisor.DashboardURL}}})
+	if err != nil {
+		return run.Run{ID: "(relay unreachable: " + err.Error() + ")"}, false
+	}
+	defer c.CloseNow()
+	var last run.Run
+	for {
+		var m struct {
+			Run run.Run `json:"run"`
+		}
+		if err := wsjson.Read(ctx, c, &m); err != nil {
+			return last, false
+		}
+		last = m.Run
+		if last.ID == id && last.State == state && last.Processed == truth.Processed &&
+			last.Failed == truth.Failed && last.Cancelled == truth.Cancelled {
+			return last, true
+		}
+	}
 }
