@@ -37,22 +37,7 @@ func TestDockerfiles(t *testing.T) {
 	for _, path := range files {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			t.Parallel()
-			f, err := os.Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			res, err := parser.Parse(f)
-			if err != nil {
-				t.Fatalf("parsing: %v", err)
-			}
-			for _, w := range res.Warnings {
-				t.Errorf("parser warning: %s", w.Short)
-			}
-			stages, _, err := instructions.Parse(res.AST, nil)
-			if err != nil {
-				t.Fatalf("instructions: %v", err)
-			}
+			stages := parseDockerfile(t, path)
 			if len(stages) < 2 {
 				t.Errorf("%d stage(s); want a multi-stage build", len(stages))
 			}
@@ -161,20 +146,7 @@ func (r ignoreRules) excludes(rel string) bool {
 // must be copied into the final stage at the path its variable names.
 func TestRuntimeImageHasWhatTheSupervisorStarts(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(RepoRoot(), "deploy", "docker", "runtime.Dockerfile")
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	res, err := parser.Parse(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stages, _, err := instructions.Parse(res.AST, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stages := parseDockerfile(t, filepath.Join(RepoRoot(), "deploy", "docker", "runtime.Dockerfile"))
 	final := stages[len(stages)-1]
 	env := map[string]string{}
 	var copied []string
@@ -215,4 +187,27 @@ func TestRuntimeImageHasWhatTheSupervisorStarts(t *testing.T) {
 			t.Errorf("no build stage builds %s", bin)
 		}
 	}
+}
+
+// parseDockerfile parses path with BuildKit's own parser into its stages;
+// a parser warning fails the test.
+func parseDockerfile(t *testing.T, path string) []instructions.Stage {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := parser.Parse(f)
+	if err != nil {
+		t.Fatalf("parsing %s: %v", path, err)
+	}
+	for _, w := range res.Warnings {
+		t.Errorf("%s: parser warning: %s", path, w.Short)
+	}
+	stages, _, err := instructions.Parse(res.AST, nil)
+	if err != nil {
+		t.Fatalf("%s: instructions: %v", path, err)
+	}
+	return stages
 }

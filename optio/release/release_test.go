@@ -138,6 +138,29 @@ func checkEachOnce(t *testing.T, jobs []queue.Job, runID string, x int64) {
 
 var quiet = slog.New(slog.DiscardHandler)
 
+// cronTicks fires a tick at each of the given period boundaries from the
+// next one on, as cron would, and returns what each did once all are done.
+func cronTicks(t *testing.T, f *fixture, cfg Config, periods []int) []Result {
+	t.Helper()
+	first := time.Now().Truncate(cfg.Period).Add(cfg.Period)
+	results := make([]Result, len(periods))
+	var wg sync.WaitGroup
+	for k, i := range periods {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Until(first.Add(time.Duration(i) * cfg.Period)))
+			res, err := Tick(context.Background(), f.store, f.pub, cfg, quiet)
+			if err != nil {
+				t.Error(err)
+			}
+			results[k] = res
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
 func TestTickReleasesEveryJobOnceAtTheRate(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
@@ -255,28 +278,12 @@ func TestNextTickTakesOverAtTheBoundary(t *testing.T) {
 	}
 	// Ticks every 500ms, as cron would every minute: each hands over to the next.
 	cfg := Config{Period: 500 * time.Millisecond, MinRun: 100 * time.Millisecond, Grace: 300 * time.Millisecond, Wait: 2 * time.Second}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var handovers int
-	// Like cron, fire on the period's boundaries.
-	first := time.Now().Truncate(cfg.Period).Add(cfg.Period)
-	for i := range 6 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			time.Sleep(time.Until(first.Add(time.Duration(i) * cfg.Period)))
-			res, err := Tick(ctx, f.store, f.pub, cfg, quiet)
-			if err != nil {
-				t.Error(err)
-			}
-			if res.Reason == ReasonHandover {
-				mu.Lock()
-				handovers++
-				mu.Unlock()
-			}
-		}()
+	handovers := 0
+	for _, res := range cronTicks(t, f, cfg, []int{0, 1, 2, 3, 4, 5}) {
+		if res.Reason == ReasonHandover {
+			handovers++
+		}
 	}
-	wg.Wait()
 	if handovers == 0 {
 		t.Fatal("no tick handed over to the next")
 	}
@@ -298,19 +305,7 @@ func TestSkippedTickLeavesAPauseNotABurst(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := Config{Period: 500 * time.Millisecond, MinRun: 100 * time.Millisecond, Grace: 100 * time.Millisecond, Wait: 2 * time.Second}
-	first := time.Now().Truncate(cfg.Period).Add(cfg.Period)
-	var wg sync.WaitGroup
-	for _, i := range []int{0, 1, 3, 4, 5, 6, 7, 8, 9} { // period 2 is skipped
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			time.Sleep(time.Until(first.Add(time.Duration(i) * cfg.Period)))
-			if _, err := Tick(ctx, f.store, f.pub, cfg, quiet); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
+	cronTicks(t, f, cfg, []int{0, 1, 3, 4, 5, 6, 7, 8, 9}) // period 2 is skipped
 	jobs := f.drain(t, 200*time.Millisecond)
 	checkEachOnce(t, jobs, r.ID, 40)
 	checkRate(t, jobs, 1200)
