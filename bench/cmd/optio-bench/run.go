@@ -47,11 +47,13 @@ type figure struct {
 	PeakRSSMB      map[string]float64 `json:"peak_rss_mb"`
 	LatencyP50     float64            `json:"latency_p50_ms"`
 	LatencyP99     float64            `json:"latency_p99_ms"`
-	StopMS         float64            `json:"stop_ms"`
-	Rates          []rateResult       `json:"rates,omitempty"`
-	Live           *liveResult        `json:"live,omitempty"`
-	MemoryFlat     *memoryFlat        `json:"memory_flat,omitempty"`
-	Load           []float64          `json:"load_1m_at_each_step"`
+	// StopMS is nil when not measured; 0 means no job was counted
+	// processed after stop answered.
+	StopMS     *float64     `json:"stop_ms"`
+	Rates      []rateResult `json:"rates,omitempty"`
+	Live       *liveResult  `json:"live,omitempty"`
+	MemoryFlat *memoryFlat  `json:"memory_flat,omitempty"`
+	Load       []float64    `json:"load_1m_at_each_step"`
 }
 
 type machine struct {
@@ -196,10 +198,12 @@ func productStack(ctx context.Context, cfg Config, log *slog.Logger, f *figure, 
 
 	if cfg.Steps["stop"] {
 		f.Load = append(f.Load, loadAvg())
-		if f.StopMS, err = b.stopLatency(ctx, cfg.X); err != nil {
+		ms, err := b.stopLatency(ctx, cfg.X)
+		if err != nil {
 			return fmt.Errorf("stop at prefetch %d: %w", f.Prefetch, err)
 		}
-		log.Info("stop", "prefetch", f.Prefetch, "stop_ms", f.StopMS)
+		f.StopMS = &ms
+		log.Info("stop", "prefetch", f.Prefetch, "stop_ms", ms)
 	}
 	if cfg.Steps["latency"] {
 		f.Load = append(f.Load, loadAvg())

@@ -57,7 +57,12 @@ func table(res *Results) string {
 	row("latency_p50_ms / p99 (Y=6,000)", "", func(f *figure) string {
 		return fmt.Sprintf("%s / %s", num(f.LatencyP50), num(f.LatencyP99))
 	})
-	row("stop_ms", "< 1,000", func(f *figure) string { return num(f.StopMS) })
+	row("stop_ms", "< 1,000", func(f *figure) string {
+		if f.StopMS == nil {
+			return "–"
+		}
+		return strconv.FormatFloat(*f.StopMS, 'f', -1, 64)
+	})
 	for i, y := range []string{"600", "60,000"} {
 		row("rate_max_60s_over_y, Y="+y, "≤ 1.0", func(f *figure) string {
 			if i >= len(f.Rates) {
