@@ -102,11 +102,10 @@ func (s *Stack) start(ctx context.Context) error {
 		return err
 	}
 	// Functions that call the gateway's /system API (status counts the
-	// replicas of process) read these, as they would the secrets
-	// basic-auth-user and basic-auth-password on a cluster.
-	for _, d := range deps {
-		d.EnvVars["OPENFAAS_USER"], d.EnvVars["OPENFAAS_PASSWORD"] = s.creds.User, s.creds.Password
-	}
+	// replicas of process) get the credentials as the secrets
+	// basic-auth-user and basic-auth-password, as on a cluster
+	// (ensureSecrets), not in their environment, which the function
+	// listing shows.
 	s.deps = deps
 	for _, d := range []string{"logs", "prometheus", "esstore"} {
 		if err := os.MkdirAll(filepath.Join(cfg.StateDir, d), 0o755); err != nil {
@@ -337,21 +336,31 @@ func (s *Stack) ensureSecrets(ctx context.Context) error {
 	if err := json.Unmarshal([]byte(body), &have); err != nil {
 		return fmt.Errorf("listing secrets: %w", err)
 	}
+	// The gateway's credentials are written every start (they may have
+	// changed: OPTIO_GATEWAY_PASSWORD); other existing secrets are kept.
+	own := map[string]string{"basic-auth-user": s.creds.User, "basic-auth-password": s.creds.Password}
+	exists := map[string]bool{}
 	for _, h := range have {
-		delete(want, h.Name)
+		exists[h.Name] = true
+		if _, ok := own[h.Name]; !ok {
+			delete(want, h.Name)
+		}
 	}
 	lookup := s.cfg.lookup(os.LookupEnv)
-	own := map[string]string{"basic-auth-user": s.creds.User, "basic-auth-password": s.creds.Password}
 	for name := range want {
 		value, ok := own[name]
 		if !ok {
 			value, _ = lookup(strings.ToUpper(strings.ReplaceAll(name, "-", "_")))
 		}
-		code, body, err := s.api(ctx, http.MethodPost, "/system/secrets", types.Secret{Name: name, Value: value})
-		if err != nil || code/100 != 2 {
-			return fmt.Errorf("creating secret %s: %d %s %v", name, code, body, err)
+		method := http.MethodPost
+		if exists[name] {
+			method = http.MethodPut
 		}
-		s.cfg.Logger.Info("created secret", "secret", name, "empty", value == "")
+		code, body, err := s.api(ctx, method, "/system/secrets", types.Secret{Name: name, Value: value})
+		if err != nil || code/100 != 2 {
+			return fmt.Errorf("writing secret %s: %d %s %v", name, code, body, err)
+		}
+		s.cfg.Logger.Info("wrote secret", "secret", name, "updated", exists[name], "empty", value == "")
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -15,7 +16,18 @@ import (
 	"optio.dev/local/supervisor"
 )
 
+const usage = `usage: optio-up (usually through make up)
+
+Runs the whole product here in the foreground; Ctrl-C stops all of it.
+It takes no arguments; it reads its settings from the environment
+(OPTIO_BIN_DIR, OPTIO_STATE_DIR, OPTIO_STACK_FILE, ES_URL, REDIS_URL,
+AMQP_URL, OPTIO_GATEWAY_PASSWORD, ...: README.md, "Configure it").
+`
+
 func main() {
+	if code, done := helpOnly(os.Args[1:], os.Stderr); done {
+		os.Exit(code)
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	cfg, err := supervisor.ReadConfig(os.Environ())
 	if err != nil {
@@ -40,4 +52,19 @@ func main() {
 	stop() // a second Ctrl-C ends optio-up at once; its children get SIGTERM
 	fmt.Println("\nstopping…")
 	st.Stop()
+}
+
+// helpOnly handles a command line: optio-up has no flags, so anything on it
+// is a request for help (exit 0 for -h and the like, 2 otherwise), never a
+// reason to start the stack.
+func helpOnly(args []string, w io.Writer) (code int, done bool) {
+	if len(args) == 0 {
+		return 0, false
+	}
+	fmt.Fprint(w, usage)
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		return 0, true
+	}
+	return 2, true
 }
