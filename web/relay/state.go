@@ -243,13 +243,18 @@ func rank(s run.State) int {
 // Events arrive in the order Redis applied them, but a reread snapshot may
 // race with them, and a stopped run keeps emitting events while its queued
 // jobs are cancelled even after a newer run started. So: the same run
-// never goes back (state or counters), another run must have started
-// later, and "no run" (idle) replaces only a run that has ended.
+// never goes back (state, enqueued, processed, cancelled, or the jobs
+// accounted for in all), another run must have started later, and "no run"
+// (idle) replaces only a run that has ended. failed alone may go down: a
+// job retried from the dead-letter queue (optio-dlq requeue) moves from
+// failed to processed, and the step in between, with the failure taken
+// back and the job not yet counted again, is skipped.
 func supersedes(next, cur run.Run) bool {
+	done := func(r run.Run) int64 { return r.Processed + r.Failed + r.Cancelled }
 	switch {
 	case next.ID == cur.ID:
 		return !(rank(next.State) < rank(cur.State) || next.Enqueued < cur.Enqueued ||
-			next.Processed < cur.Processed || next.Failed < cur.Failed || next.Cancelled < cur.Cancelled)
+			next.Processed < cur.Processed || next.Cancelled < cur.Cancelled || done(next) < done(cur))
 	case next.ID == "":
 		return cur.State != run.Running
 	case cur.ID == "":

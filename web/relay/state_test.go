@@ -34,6 +34,18 @@ func TestSupersedes(t *testing.T) {
 		{"same run, cancelled counted after stop",
 			with(a, func(r *run.Run) { r.State = run.Stopped; r.Cancelled = 3 }),
 			with(a, func(r *run.Run) { r.State = run.Stopped }), true},
+		// optio-dlq requeue: a retry takes a failure back, then counts
+		// the job processed; the dashboard must follow (it stuck at the
+		// failures before).
+		{"same run, a failure retried and processed",
+			with(a, func(r *run.Run) { r.State = run.Completed; r.Processed = 6; r.Failed = 4 }),
+			with(a, func(r *run.Run) { r.State = run.Completed; r.Processed = 5; r.Failed = 5 }), true},
+		{"same run, a failure taken back, not yet processed",
+			with(a, func(r *run.Run) { r.State = run.Completed; r.Processed = 5; r.Failed = 4 }),
+			with(a, func(r *run.Run) { r.State = run.Completed; r.Processed = 5; r.Failed = 5 }), false},
+		{"same run, an older snapshot with more failed",
+			with(a, func(r *run.Run) { r.State = run.Completed; r.Processed = 5; r.Failed = 5 }),
+			with(a, func(r *run.Run) { r.State = run.Completed; r.Processed = 6; r.Failed = 4 }), false},
 		{"newer run", b, with(a, func(r *run.Run) { r.State = run.Stopped }), true},
 		{"older run's late event", with(a, func(r *run.Run) { r.State = run.Stopped; r.Cancelled = 9 }), b, false},
 		{"idle after an ended run", run.IdleRun(), with(a, func(r *run.Run) { r.State = run.Completed }), true},

@@ -134,12 +134,15 @@
   // supersedes mirrors the relay's rule: one run never goes back, and
   // another run replaces it only if it started later. It keeps a late
   // answer to Start from undoing newer counters the relay already pushed.
+  // failed alone may go down: a job retried from the dead-letter queue
+  // moves from failed to processed.
+  const done = (r) => r.processed + r.failed + r.cancelled;
   function supersedes(next, cur) {
     if (!cur) return true;
     const id = next.runId || "", curId = cur.runId || "";
     if (id === curId) {
       return !(rank(next.state) < rank(cur.state) || next.enqueued < cur.enqueued ||
-        next.processed < cur.processed || next.failed < cur.failed || next.cancelled < cur.cancelled);
+        next.processed < cur.processed || next.cancelled < cur.cancelled || done(next) < done(cur));
     }
     if (id === "") return cur.state !== "running";
     if (curId === "") return true;
