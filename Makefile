@@ -62,7 +62,7 @@ browser: build ## dashboard tests in headless Chromium (playwright-core)
 GOBENCH := optio/release optio/run optio/index web/relay connector local/provider
 BENCHTIME ?= 2s
 
-bench: services build ## make bench: the whole product side by side with its floors and Asynq (bench/README.md), then the Go benchmarks
+bench: services build ## the whole product side by side with its floors and Asynq (bench/README.md), then the Go benchmarks
 	@mkdir -p bench/results
 	cd bench && OPTIO_BIN_DIR=$(BIN) BENCH_ROOT=$(CURDIR) $(GO) run ./cmd/optio-bench
 	@for d in $(GOBENCH); do echo "== go test -bench $$d"; \
