@@ -47,6 +47,13 @@ func (s *Server) serveBrowser(base context.Context, conn *websocket.Conn) string
 				// Newer states may have come while waiting: send the newest.
 				seq, msg, _ = s.hub.Latest()
 			}
+			// The states between the last one sent and this one are
+			// skipped whether or not the write succeeds; count them before
+			// writing, so that whoever reads this message also sees them
+			// counted (the count raced the browser's read before).
+			if sent > 0 && seq-sent > 1 {
+				s.metrics.dropped.Add(float64(seq - sent - 1))
+			}
 			wctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
 			err := conn.Write(wctx, websocket.MessageText, msg)
 			cancel()
@@ -58,9 +65,6 @@ func (s *Server) serveBrowser(base context.Context, conn *websocket.Conn) string
 				return gone(conn, pingDone, pingFailed)
 			}
 			s.metrics.sent.Inc()
-			if sent > 0 && seq-sent > 1 {
-				s.metrics.dropped.Add(float64(seq - sent - 1))
-			}
 			sent, last = seq, s.cfg.Now()
 			continue
 		}
