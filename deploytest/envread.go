@@ -18,10 +18,10 @@ type EnvRead struct {
 	// Key is the variable, e.g. REDIS_URL.
 	Key string
 	// Reader is the function called: Getenv, LookupEnv, str, Int, Float,
-	// Duration, Bool, Secret, or a Getenv value such as env.
+	// Duration, Timeout, Bool, Secret, or a Getenv value such as env.
 	Reader string
 	// Defaulted is true when the code has a value for an unset variable: a
-	// default argument (str, Int, Float, Duration, Bool) or, for Secret, the
+	// default argument (str, Int, Float, Duration, Timeout, Bool) or, for Secret, the
 	// secret file and then none.
 	Defaulted bool
 	// Secret is the OpenFaaS secret read when the variable is unset (the
@@ -36,11 +36,11 @@ type EnvRead struct {
 // config.Getenv value (by convention named env or getenv).
 var readers = map[string]bool{
 	"Getenv": true, "LookupEnv": true, "env": true, "getenv": true,
-	"str": true, "Int": true, "Float": true, "Duration": true, "Bool": true, "Secret": true,
+	"str": true, "Int": true, "Float": true, "Duration": true, "Timeout": true, "Bool": true, "Secret": true,
 }
 
 // defaulting readers take the default as their last argument.
-var defaulting = map[string]bool{"str": true, "Int": true, "Float": true, "Duration": true, "Bool": true}
+var defaulting = map[string]bool{"str": true, "Int": true, "Float": true, "Duration": true, "Timeout": true, "Bool": true}
 
 var envKeyRE = regexp.MustCompile(`^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$`)
 

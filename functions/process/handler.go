@@ -61,9 +61,7 @@ func readConfig(env config.Getenv) (Config, error) {
 	if c.FailRate < 0 || c.FailRate > 1 {
 		return c, fmt.Errorf("OPTIO_FAIL_RATE=%v must be between 0 and 1", c.FailRate)
 	}
-	if secs, err := strconv.Atoi(env("exec_timeout")); err == nil {
-		c.ExecTimeout = time.Duration(secs) * time.Second
-	} else if c.ExecTimeout, err = config.Duration(env, "exec_timeout", 30*time.Second); err != nil {
+	if c.ExecTimeout, err = config.Timeout(env, "exec_timeout", 30*time.Second); err != nil {
 		return c, err
 	}
 	if c.ExecTimeout <= 0 {

@@ -56,13 +56,13 @@ func ReadConfig(env config.Getenv) (Config, error) {
 		c.Addr = ":" + p
 	}
 	var err error
-	if c.ReadTimeout, err = timeout(env, "read_timeout"); err != nil {
+	if c.ReadTimeout, err = config.Timeout(env, "read_timeout", 10*time.Second); err != nil {
 		return c, err
 	}
-	if c.WriteTimeout, err = timeout(env, "write_timeout"); err != nil {
+	if c.WriteTimeout, err = config.Timeout(env, "write_timeout", 10*time.Second); err != nil {
 		return c, err
 	}
-	if c.ExecTimeout, err = timeout(env, "exec_timeout"); err != nil {
+	if c.ExecTimeout, err = config.Timeout(env, "exec_timeout", 10*time.Second); err != nil {
 		return c, err
 	}
 	n, err := config.Int(env, "OPTIO_WATCHDOG_MAX_BODY", 1<<20)
@@ -71,20 +71,6 @@ func ReadConfig(env config.Getenv) (Config, error) {
 	}
 	c.MaxBodyBytes = int64(n)
 	return c, c.validate()
-}
-
-// timeout parses of-watchdog style durations: "30s", "2m" or a bare number
-// of seconds. Default 10s.
-func timeout(env config.Getenv, key string) (time.Duration, error) {
-	v := env(key)
-	if v == "" {
-		return 10 * time.Second, nil
-	}
-	var secs int
-	if _, err := fmt.Sscanf(v, "%d", &secs); err == nil && fmt.Sprint(secs) == v {
-		return time.Duration(secs) * time.Second, nil
-	}
-	return config.Duration(env, key, 10*time.Second)
 }
 
 func (c Config) validate() error {

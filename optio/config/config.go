@@ -164,6 +164,15 @@ func Float(env Getenv, key string, def float64) (float64, error) {
 	return f, nil
 }
 
+// Timeout reads a timeout as of-watchdog does (read_timeout, exec_timeout):
+// a Go duration ("30s", "2m") or a bare number of seconds ("30").
+func Timeout(env Getenv, key string, def time.Duration) (time.Duration, error) {
+	if secs, err := strconv.Atoi(strings.TrimSpace(env(key))); err == nil {
+		return time.Duration(secs) * time.Second, nil
+	}
+	return Duration(env, key, def)
+}
+
 // Duration reads a Go duration ("250ms", "2m"), naming the variable in the error.
 func Duration(env Getenv, key string, def time.Duration) (time.Duration, error) {
 	v := strings.TrimSpace(env(key))

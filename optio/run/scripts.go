@@ -76,12 +76,13 @@ end
 // retention seconds, now ms, run id. Returns {state, bit}; state "" for an
 // unknown run, "nojob" for a job index the run does not have (0..x-1).
 var beginScript = redis.NewScript(emit + lostMark + `
-local st = redis.call('HGET', KEYS[1], 'state')
+local h = redis.call('HMGET', KEYS[1], 'state', 'x')
+local st = h[1]
 if not st then
   markLost(KEYS[4], KEYS[5], ARGV[5], tonumber(ARGV[3]))
   return {'', 0}
 end
-if tonumber(ARGV[1]) >= tonumber(redis.call('HGET', KEYS[1], 'x')) then return {'nojob', 0} end
+if tonumber(ARGV[1]) >= tonumber(h[2]) then return {'nojob', 0} end
 if ARGV[2] == '1' and st ~= 'stopped' and redis.call('GETBIT', KEYS[3], ARGV[1]) == 1 then
   redis.call('SETBIT', KEYS[3], ARGV[1], 0)
   redis.call('SETBIT', KEYS[2], ARGV[1], 0)
@@ -104,12 +105,13 @@ return {st, redis.call('GETBIT', KEYS[2], ARGV[1])}
 // an unknown run, -2 for a job index the run does not have (0..x-1): a
 // forged or corrupt message must neither count nor grow the bitmap.
 var accountScript = redis.NewScript(emit + lostMark + `
-local st = redis.call('HGET', KEYS[1], 'state')
+local h = redis.call('HMGET', KEYS[1], 'state', 'x')
+local st, x = h[1], tonumber(h[2])
 if not st then
   markLost(KEYS[6], KEYS[7], ARGV[5], tonumber(ARGV[4]))
   return -1
 end
-if tonumber(ARGV[1]) >= tonumber(redis.call('HGET', KEYS[1], 'x')) then return -2 end
+if tonumber(ARGV[1]) >= x then return -2 end
 if redis.call('SETBIT', KEYS[2], ARGV[1], 1) == 1 then return 0 end
 if st ~= 'running' then
   -- The run has ended: a bitmap first written now must expire too.
@@ -122,8 +124,8 @@ end
 redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
 redis.call('HSET', KEYS[1], 'updatedAt', ARGV[3])
 if st == 'running' then
-  local v = redis.call('HMGET', KEYS[1], 'processed', 'failed', 'x')
-  if tonumber(v[1]) + tonumber(v[2]) >= tonumber(v[3]) then
+  local v = redis.call('HMGET', KEYS[1], 'processed', 'failed')
+  if tonumber(v[1]) + tonumber(v[2]) >= x then
     redis.call('HSET', KEYS[1], 'state', 'completed', 'finishedAt', ARGV[3])
     expireAll({KEYS[1], KEYS[2], KEYS[4], KEYS[5]}, tonumber(ARGV[4]))
   end
